@@ -1,0 +1,1 @@
+//! OCI images: verified import, layer store, bundles (see issue 5).

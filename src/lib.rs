@@ -1,0 +1,20 @@
+//! stele: a low-level OCI container runtime for immutable infrastructure.
+//!
+//! The library never prints and never exits; the `stele` binary turns argv
+//! into calls here and prints results.
+
+pub mod error;
+pub mod log;
+pub mod sys;
+pub mod spec;
+pub mod state;
+pub mod hooks;
+pub mod security;
+pub mod seccomp;
+pub mod cgroups;
+pub mod rootfs;
+pub mod process;
+pub mod container;
+pub mod image;
+
+pub use error::{Context, Error, Result};
