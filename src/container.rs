@@ -1,1 +1,473 @@
-//! container
+//! The container lifecycle (the state machine): create, start, run, state,
+//! kill, delete, pause, resume, ps, list. Each operation takes the
+//! container's lock for as long as it changes anything.
+
+use crate::cgroups::Cgroup;
+use crate::error::{Context, Error, Result};
+use crate::hooks::{self, Kind};
+use crate::policy;
+use crate::process::{self, SpawnOpts, StartVia};
+use crate::state::{self, Entry, State, Status, Store};
+use crate::bail;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Global settings from the command line.
+#[derive(Clone, Debug)]
+pub struct Globals {
+    pub root: PathBuf,
+    pub systemd_cgroup: bool,
+    pub store: PathBuf,
+}
+
+impl Globals {
+    pub fn store(&self) -> Store {
+        Store::new(&self.root)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CreateOpts {
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+    /// Kill the container when the runtime dies (sandbox `run`).
+    pub die_with_parent: bool,
+}
+
+fn connect_console(path: &Path) -> Result<OwnedFd> {
+    let s = std::os::unix::net::UnixStream::connect(path).with_ctx(|| format!("connect to console socket {}", path.display()))?;
+    Ok(OwnedFd::from(s))
+}
+
+/// Everything `create` and `run` share: validate, check policy, make the
+/// state dir, cgroup, spawn. On error nothing is left behind.
+fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<(Entry, State, process::Spawned)> {
+    state::validate_id(id)?;
+    let bundle = crate::spec::load(&o.bundle)?;
+    let spec = &bundle.spec;
+    if spec.process().is_none() {
+        bail!("config.json: process: missing");
+    }
+    let image_root = crate::image::overlay_root_mount(spec.annotations().as_ref())?;
+    let kind = policy::rootfs_kind(&bundle.rootfs, image_root.is_some());
+    policy::check(spec, &bundle.dir, &bundle.rootfs, kind, &g.store)?;
+
+    let store = g.store();
+    let entry = store.create(id)?;
+    let cleanup = |entry: Entry, cg: Option<&Cgroup>| {
+        if let Some(cg) = cg {
+            let _ = cg.destroy();
+        }
+        let _ = entry.remove();
+    };
+
+    if via == StartVia::Fifo {
+        if let Err(e) = nix::unistd::mkfifo(&entry.dir.join(state::FIFO), nix::sys::stat::Mode::from_bits_truncate(0o600)) {
+            cleanup(entry, None);
+            return Err(Error::os("create exec.fifo", e as i32));
+        }
+    }
+    let linux = spec.linux().as_ref();
+    let cgroup = match Cgroup::create(
+        id,
+        linux.and_then(|l| l.cgroups_path().as_ref()).map(|p| p.to_string_lossy()).as_deref(),
+        g.systemd_cgroup,
+        linux.and_then(|l| l.resources().as_ref()),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            cleanup(entry, None);
+            return Err(e);
+        }
+    };
+    let console = match o.console_socket.as_deref().map(connect_console).transpose() {
+        Ok(c) => c,
+        Err(e) => {
+            cleanup(entry, Some(&cgroup));
+            return Err(e);
+        }
+    };
+
+    let created = crate::log::rfc3339_now();
+    let annotations: std::collections::BTreeMap<String, String> =
+        spec.annotations().clone().unwrap_or_default().into_iter().collect();
+    let state_json = |pid: i32| {
+        serde_json::json!({
+            "ociVersion": spec.version(),
+            "id": id,
+            "status": "creating",
+            "pid": pid,
+            "bundle": bundle.dir,
+            "annotations": annotations,
+        })
+    };
+    let spawned = process::spawn(SpawnOpts {
+        bundle: &bundle,
+        id,
+        state_dir: &entry.dir,
+        console_socket: console,
+        preserve_fds: o.preserve_fds,
+        no_pivot: o.no_pivot,
+        start_via: via,
+        cgroup: Some(&cgroup),
+        root_mount: image_root,
+        die_with_parent: o.die_with_parent,
+        close_in_child: &[entry.lock_fd()],
+        state_json: &state_json,
+    });
+    let spawned = match spawned {
+        Ok(s) => s,
+        Err(e) => {
+            cleanup(entry, Some(&cgroup));
+            return Err(e);
+        }
+    };
+    let st = State {
+        id: id.to_string(),
+        pid: spawned.pid,
+        pid_start: crate::sys::process_start_time(spawned.pid).unwrap_or(0),
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created,
+        owner: String::new(),
+        annotations: annotations.clone(),
+        cgroup: Some(cgroup),
+        config: serde_json::to_value(spec).unwrap_or_default(),
+        started: via == StartVia::Socket,
+    };
+    let saved = entry.save(&st).and_then(|_| match &o.pid_file {
+        Some(p) => state::write_pid_file(p, spawned.pid),
+        None => Ok(()),
+    });
+    if let Err(e) = saved {
+        spawned.kill_and_reap();
+        cleanup(entry, st.cgroup.as_ref());
+        return Err(e);
+    }
+    Ok((entry, st, spawned))
+}
+
+/// `create`: returns once the init is ready and blocked on exec.fifo.
+pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<()> {
+    let (_entry, _st, _sp) = create_inner(g, id, o, StartVia::Fifo)?;
+    Ok(())
+}
+
+fn spec_of(st: &State) -> Option<oci_spec::runtime::Spec> {
+    serde_json::from_value(st.config.clone()).ok()
+}
+
+/// `start`: release a created container's init to exec its process.
+pub fn start(g: &Globals, id: &str) -> Result<()> {
+    let entry = g.store().open(id)?;
+    let mut st = entry.load()?;
+    match st.status(&entry.dir) {
+        Status::Created => {}
+        Status::Stopped => bail!("cannot start a container that has stopped"),
+        s => bail!("cannot start an already {} container", s.as_str()),
+    }
+    let fifo = entry.dir.join(state::FIFO);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags_nonblock()
+        .open(&fifo)
+        .with_ctx(|| format!("open {}", fifo.display()))?;
+    let pidfd = crate::sys::pidfd_open(st.pid)?;
+    // Wait for the init's byte, or its death.
+    let mut fds = [
+        libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+    ];
+    loop {
+        // SAFETY: two valid pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, 30_000) };
+        if n < 0 && nix::errno::Errno::last_raw() == libc::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            bail!("timed out waiting for the container's init");
+        }
+        break;
+    }
+    let mut b = [0u8; 1];
+    // SAFETY: one byte into a valid buffer.
+    let r = unsafe { libc::read(f.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
+    if r != 1 {
+        bail!("cannot start container {id}: its init exited");
+    }
+    let _ = std::fs::remove_file(&fifo);
+    st.started = true;
+    entry.save(&st)?;
+    if let Some(spec) = spec_of(&st) {
+        if let Err(e) = hooks::run(&spec, Kind::Poststart, &st.to_oci_json(Status::Running)) {
+            crate::warn!("{e}");
+        }
+    }
+    Ok(())
+}
+
+trait NonBlock {
+    fn custom_flags_nonblock(&mut self) -> &mut Self;
+}
+impl NonBlock for std::fs::OpenOptions {
+    fn custom_flags_nonblock(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+    }
+}
+
+/// Signals `run` forwards to the container (all but the ones it cannot catch
+/// and SIGCHLD, which it uses itself).
+fn forwarded_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in Signal::iterator() {
+        if !matches!(s, Signal::SIGKILL | Signal::SIGSTOP) {
+            set.add(s);
+        }
+    }
+    set
+}
+
+/// `run`: create + start, then wait and exit with the container's status
+/// (or return at once with `detach`).
+pub fn run(g: &Globals, id: &str, o: &CreateOpts, detach: bool) -> Result<i32> {
+    // Block the signals before the container exists, so none is lost
+    // (a fast container can exit before we would otherwise wait).
+    let set = forwarded_signals();
+    if !detach {
+        set.thread_block().ctx("block signals")?;
+    }
+    let (entry, st, sp) = create_inner(g, id, o, StartVia::Socket)?;
+    if let Err(e) = sp.start() {
+        sp.kill_and_reap();
+        if let Some(cg) = &st.cgroup {
+            let _ = cg.destroy();
+        }
+        let _ = entry.remove();
+        return Err(e);
+    }
+    let spec = spec_of(&st);
+    if let Some(spec) = &spec {
+        if let Err(e) = hooks::run(spec, Kind::Poststart, &st.to_oci_json(Status::Running)) {
+            crate::warn!("{e}");
+        }
+    }
+    drop(entry);
+    if detach {
+        return Ok(0);
+    }
+    let code = wait_forwarding(sp.pid, sp.pidfd.as_raw_fd(), &set);
+    let _ = set.thread_unblock();
+    destroy(g, id, &st)?;
+    Ok(code)
+}
+
+/// Wait for `pid`, forwarding every signal we get to it. Returns the
+/// shell-style exit code (128+N for a signal).
+fn wait_forwarding(pid: i32, pidfd: i32, set: &nix::sys::signal::SigSet) -> i32 {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    loop {
+        match set.wait() {
+            Ok(nix::sys::signal::Signal::SIGCHLD) => loop {
+                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(p, c)) if p.as_raw() == pid => return c,
+                    Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => return 128 + s as i32,
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(_) => continue,
+                }
+            },
+            Ok(sig) => {
+                let _ = crate::sys::pidfd_send_signal(pidfd, sig as i32);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Tear down a container whose processes are gone: poststop hooks, cgroup,
+/// state directory.
+fn destroy(g: &Globals, id: &str, st: &State) -> Result<()> {
+    let entry = match g.store().open(id) {
+        Ok(e) => e,
+        Err(_) => return Ok(()),
+    };
+    if let Some(cg) = &st.cgroup {
+        cg.destroy()?;
+    }
+    if let Some(spec) = spec_of(st) {
+        if let Err(e) = hooks::run(&spec, Kind::Poststop, &st.to_oci_json(Status::Stopped)) {
+            crate::warn!("{e}");
+        }
+    }
+    entry.remove()
+}
+
+/// `state`: runc's state JSON.
+pub fn state(g: &Globals, id: &str) -> Result<serde_json::Value> {
+    let entry = g.store().open(id)?;
+    let st = entry.load()?;
+    Ok(st.to_oci_json(st.status(&entry.dir)))
+}
+
+/// All containers' state JSON (for `list`), skipping half-made ones.
+pub fn list(g: &Globals) -> Result<Vec<serde_json::Value>> {
+    let store = g.store();
+    let mut out = vec![];
+    for id in store.list()? {
+        let Ok(entry) = store.open(&id) else { continue };
+        let Ok(st) = entry.load() else { continue };
+        out.push(st.to_oci_json(st.status(&entry.dir)));
+    }
+    Ok(out)
+}
+
+/// Parse a signal given as a name (KILL, SIGKILL) or a number.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        bail!("invalid signal: {s}");
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    if let Some(rest) = name.strip_prefix("SIGRTMIN") {
+        let base = libc::SIGRTMIN();
+        let off: i32 = if rest.is_empty() { 0 } else { rest.trim_start_matches('+').parse().map_err(|_| Error::msg(format!("invalid signal: {s}")))? };
+        return Ok(base + off);
+    }
+    name.parse::<nix::sys::signal::Signal>().map(|s| s as i32).map_err(|_| Error::msg(format!("unknown signal {s:?}")))
+}
+
+fn signal_init(st: &State, sig: i32) -> Result<()> {
+    let pidfd = crate::sys::pidfd_open(st.pid)?;
+    // The pidfd pins the process: check it is still the one we started.
+    if !state::process_alive(st.pid, st.pid_start) {
+        bail!("container not running");
+    }
+    crate::sys::pidfd_send_signal(pidfd.as_raw_fd(), sig)
+}
+
+/// Signal every process of the container: through its cgroup, or, when
+/// the cgroup lists none, every process in the init's pid namespace.
+fn signal_all(st: &State, sig: i32) -> Result<()> {
+    if let Some(cg) = &st.cgroup {
+        if !cg.pids().unwrap_or_default().is_empty() {
+            return cg.kill_all(sig);
+        }
+    }
+    let ns = std::fs::read_link(format!("/proc/{}/ns/pid", st.pid)).ctx("read the container's pid namespace")?;
+    let mut pids = vec![];
+    for e in std::fs::read_dir("/proc").ctx("read /proc")?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        if std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok().as_ref() == Some(&ns) {
+            pids.push(pid);
+        }
+    }
+    for p in pids {
+        // SAFETY: plain kill.
+        unsafe { libc::kill(p, sig) };
+    }
+    Ok(())
+}
+
+/// `kill`.
+pub fn kill(g: &Globals, id: &str, sig: i32, all: bool) -> Result<()> {
+    let entry = g.store().open(id)?;
+    let st = entry.load()?;
+    let status = st.status(&entry.dir);
+    if status == Status::Stopped {
+        if all {
+            return Ok(());
+        }
+        bail!("container not running");
+    }
+    if all {
+        signal_all(&st, sig)
+    } else {
+        signal_init(&st, sig)
+    }
+}
+
+fn wait_gone(st: &State, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if !state::process_alive(st.pid, st.pid_start) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+/// `delete`: remove a stopped (or, with `force`, any) container. A missing
+/// container with `force` is not an error, as the shim expects.
+pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
+    let entry = match g.store().open(id) {
+        Ok(e) => e,
+        Err(e) if force && e.to_string().contains("does not exist") => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let st = match entry.load() {
+        Ok(st) => st,
+        // Half-made state (a create killed midway): nothing to run, clean up.
+        Err(_) => return entry.remove(),
+    };
+    let status = st.status(&entry.dir);
+    match status {
+        Status::Stopped => {}
+        Status::Created => {
+            let _ = signal_all(&st, libc::SIGKILL);
+            let _ = signal_init(&st, libc::SIGKILL);
+        }
+        Status::Running | Status::Paused | Status::Creating if force => {
+            let _ = signal_all(&st, libc::SIGKILL);
+            let _ = signal_init(&st, libc::SIGKILL);
+            if status == Status::Paused {
+                if let Some(cg) = &st.cgroup {
+                    let _ = cg.thaw();
+                }
+            }
+        }
+        s => bail!("cannot delete container {id} that is not stopped: {}", s.as_str()),
+    }
+    if status != Status::Stopped && !wait_gone(&st, Duration::from_secs(10)) {
+        bail!("container {id}: init did not exit after SIGKILL");
+    }
+    drop(entry);
+    destroy(g, id, &st)
+}
+
+/// `pause` / `resume` through the freezer.
+pub fn pause(g: &Globals, id: &str, freeze: bool) -> Result<()> {
+    let entry = g.store().open(id)?;
+    let st = entry.load()?;
+    let status = st.status(&entry.dir);
+    let cg = st.cgroup.as_ref().ok_or_else(|| Error::msg("container has no cgroup"))?;
+    if freeze {
+        if status != Status::Running {
+            bail!("container not running");
+        }
+        cg.freeze()
+    } else {
+        if status != Status::Paused {
+            bail!("container not paused");
+        }
+        cg.thaw()
+    }
+}
+
+/// Host pids of the container's processes.
+pub fn ps(g: &Globals, id: &str) -> Result<Vec<i32>> {
+    let entry = g.store().open(id)?;
+    let st = entry.load()?;
+    match &st.cgroup {
+        Some(cg) => cg.pids(),
+        None => Ok(vec![]),
+    }
+}

@@ -9,6 +9,7 @@ pub mod sys;
 pub mod spec;
 pub mod state;
 pub mod hooks;
+pub mod policy;
 pub mod security;
 pub mod seccomp;
 pub mod cgroups;

@@ -1,1 +1,546 @@
-//! process
+//! The process model: the runtime clones the container's init directly
+//! (clone3, no re-exec of the stele binary inside the container), and the
+//! two talk over a SOCK_SEQPACKET pair until the init is ready and blocked.
+//!
+//! ```text
+//! parent (create/run)                      init (in new namespaces)
+//!   clone3(ns flags) ------------------->  non-dumpable, wait
+//!   place in cgroup, send Go ----------->  join ns, unshare cgroup ns, sysctl,
+//!                                          hostname, mounts, devices
+//!                          <------------- Mounted (only if there are hooks)
+//!   prestart + createRuntime hooks
+//!   send HooksDone --------------------->  createContainer hooks, pivot_root,
+//!                                          masked/readonly paths, ro root,
+//!                                          rlimits, cwd, resolve args[0]
+//!                          <------------- Ready   (or Error "msg")
+//!   create: write state, pid file, exit    wait for start: exec.fifo (create)
+//!   run: send Start -------------------->  or Start on the socket (run);
+//!                                          startContainer hooks, user, caps,
+//!                                          no_new_privs, seccomp, close fds,
+//!                                          execve (the socket is CLOEXEC:
+//!                          <------------- EOF = exec succeeded)
+//! ```
+
+use crate::error::{Context, Error, Result};
+use crate::hooks::{self, Kind};
+use crate::rootfs;
+use crate::security::{self, CapSets};
+use crate::spec::Bundle;
+use crate::sys;
+use crate::bail;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+const MSG_GO: u8 = b'G';
+const MSG_MOUNTED: u8 = b'M';
+const MSG_HOOKS_DONE: u8 = b'H';
+const MSG_READY: u8 = b'R';
+const MSG_START: u8 = b'S';
+const MSG_ERROR: u8 = b'E';
+
+/// How the init learns that it may exec.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum StartVia {
+    /// `create`: the init blocks opening `exec.fifo` until `start` reads it.
+    Fifo,
+    /// `run`: the parent sends Start on the socket.
+    Socket,
+}
+
+pub struct SpawnOpts<'a> {
+    pub bundle: &'a Bundle,
+    pub id: &'a str,
+    /// The container's state directory (holds exec.fifo).
+    pub state_dir: &'a Path,
+    pub console_socket: Option<OwnedFd>,
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    pub start_via: StartVia,
+    pub cgroup: Option<&'a crate::cgroups::Cgroup>,
+    /// Detached read-only image overlay to use as the root.
+    pub root_mount: Option<OwnedFd>,
+    /// Kill the container if the runtime dies (foreground `run` of a sandbox).
+    pub die_with_parent: bool,
+    /// fds the init must close at once (the container's state lock).
+    pub close_in_child: &'a [RawFd],
+    /// The state JSON hooks receive (status "creating", pid filled in).
+    pub state_json: &'a dyn Fn(i32) -> serde_json::Value,
+}
+
+/// A container init that has reported ready.
+pub struct Spawned {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    sock: OwnedFd,
+}
+
+fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: valid array of two ints.
+    if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) } != 0 {
+        return Err(Error::os("socketpair", nix::errno::Errno::last_raw()));
+    }
+    // SAFETY: the kernel just gave us these two fds.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn send(sock: RawFd, tag: u8, payload: &[u8]) -> Result<()> {
+    let mut buf = Vec::with_capacity(1 + payload.len());
+    buf.push(tag);
+    buf.extend_from_slice(payload);
+    // SAFETY: valid buffer.
+    let n = unsafe { libc::send(sock, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        return Err(Error::os("sync socket: send", nix::errno::Errno::last_raw()));
+    }
+    Ok(())
+}
+
+/// Receive one message; None on EOF.
+fn recv(sock: RawFd) -> Result<Option<(u8, Vec<u8>)>> {
+    let mut buf = vec![0u8; 8192];
+    loop {
+        // SAFETY: valid buffer.
+        let n = unsafe { libc::recv(sock, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 {
+            let e = nix::errno::Errno::last_raw();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(Error::os("sync socket: recv", e));
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n as usize);
+        let tag = buf[0];
+        return Ok(Some((tag, buf[1..].to_vec())));
+    }
+}
+
+fn clone_flags(spec: &Spec) -> u64 {
+    let mut f = 0u64;
+    for ns in crate::spec::namespaces(spec) {
+        if ns.path().is_some() {
+            continue;
+        }
+        f |= match ns.typ() {
+            LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+            LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+            LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+            LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+            LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+            // the cgroup namespace is unshared by the init once it is in its cgroup
+            _ => 0,
+        } as u64;
+    }
+    f
+}
+
+fn ns_flag(t: LinuxNamespaceType) -> libc::c_int {
+    match t {
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Time => libc::CLONE_NEWTIME,
+    }
+}
+
+fn setns_path(path: &Path, t: LinuxNamespaceType) -> Result<()> {
+    let fd = sys::open_path(path, libc::O_RDONLY)
+        .with_ctx(|| format!("linux.namespaces: {} path {}", crate::spec::ns_name(t), path.display()))?;
+    // SAFETY: plain syscall on a namespace fd.
+    if unsafe { libc::setns(fd.as_raw_fd(), ns_flag(t)) } != 0 {
+        return Err(Error::os(
+            format!("linux.namespaces: join {} namespace {}", crate::spec::ns_name(t), path.display()),
+            nix::errno::Errno::last_raw(),
+        ));
+    }
+    Ok(())
+}
+
+/// Clone the init and drive it until it is ready and blocked before exec.
+/// On any error the init is killed and reaped before returning.
+pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
+    let spec = &o.bundle.spec;
+    let (psock, csock) = socketpair()?;
+
+    // Everything the init needs that can fail is computed here, in the parent.
+    let caps = CapSets::from_spec(spec.process().as_ref().and_then(|p| p.capabilities().as_ref()))?;
+    caps.check_available()?;
+    let fifo_dir = match o.start_via {
+        StartVia::Fifo => Some(sys::open_path(o.state_dir, libc::O_PATH | libc::O_DIRECTORY)?),
+        StartVia::Socket => None,
+    };
+    let cgroup_sources = o.cgroup.map(|c| c.mount_sources()).unwrap_or_default();
+    let cgroup_fd = o.cgroup.and_then(|c| c.v2_dir_fd());
+
+    // Joining a pid namespace only affects children: do it here, before clone.
+    for ns in crate::spec::namespaces(spec) {
+        if let (LinuxNamespaceType::Pid, Some(p)) = (ns.typ(), ns.path()) {
+            setns_path(p, LinuxNamespaceType::Pid)?;
+        }
+    }
+
+    let flags = clone_flags(spec);
+    match sys::clone3(flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))? {
+        None => {
+            // The init. It never returns.
+            drop(psock);
+            for fd in o.close_in_child {
+                // SAFETY: closing an fd the parent owns in our copy of its table.
+                unsafe { libc::close(*fd) };
+            }
+            let ctx = InitCtx {
+                spec,
+                id: o.id,
+                bundle: &o.bundle.dir,
+                rootfs: &o.bundle.rootfs,
+                sock: csock.as_raw_fd(),
+                caps: &caps,
+                fifo_dir: fifo_dir.as_ref().map(|f| f.as_raw_fd()),
+                console: o.console_socket.as_ref().map(|f| f.as_raw_fd()),
+                preserve_fds: o.preserve_fds,
+                no_pivot: o.no_pivot,
+                root_mount: o.root_mount.take(),
+                cgroup_sources,
+                die_with_parent: o.die_with_parent,
+            };
+            let err = match init(ctx) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            let _ = send(csock.as_raw_fd(), MSG_ERROR, err.to_string().as_bytes());
+            // SAFETY: leave without running the parent's destructors or atexit handlers.
+            unsafe { libc::_exit(1) }
+        }
+        Some((pid, pidfd)) => {
+            drop(csock);
+            drop(o.console_socket.take());
+            let sp = Spawned { pid, pidfd, sock: psock };
+            match drive(&sp, &o) {
+                Ok(()) => Ok(sp),
+                Err(e) => {
+                    sp.kill_and_reap();
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+fn drive(sp: &Spawned, o: &SpawnOpts) -> Result<()> {
+    let spec = &o.bundle.spec;
+    if let Some(cg) = o.cgroup {
+        if cg.v2_dir_fd().is_none() {
+            cg.add_pid(sp.pid)?;
+        }
+    }
+    send(sp.sock.as_raw_fd(), MSG_GO, sp.pid.to_string().as_bytes())?;
+    loop {
+        match recv(sp.sock.as_raw_fd())? {
+            Some((MSG_MOUNTED, _)) => {
+                let st = (o.state_json)(sp.pid);
+                hooks::run(spec, Kind::Prestart, &st)?;
+                hooks::run(spec, Kind::CreateRuntime, &st)?;
+                send(sp.sock.as_raw_fd(), MSG_HOOKS_DONE, &[])?;
+            }
+            Some((MSG_READY, _)) => return Ok(()),
+            Some((MSG_ERROR, m)) => return Err(Error::Msg(String::from_utf8_lossy(&m).into_owned())),
+            Some((t, _)) => bail!("sync socket: unexpected message {t}"),
+            None => bail!("container init exited before it was ready"),
+        }
+    }
+}
+
+impl Spawned {
+    /// `run`: let the init exec now. Returns once the exec happened (the
+    /// socket closed on exec) or with the init's error.
+    pub fn start(&self) -> Result<()> {
+        send(self.sock.as_raw_fd(), MSG_START, &[])?;
+        match recv(self.sock.as_raw_fd())? {
+            None => Ok(()),
+            Some((MSG_ERROR, m)) => Err(Error::Msg(String::from_utf8_lossy(&m).into_owned())),
+            Some((t, _)) => bail!("sync socket: unexpected message {t}"),
+        }
+    }
+
+    pub fn kill_and_reap(&self) {
+        let _ = sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL);
+        // SAFETY: waitpid on our own child.
+        unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
+    }
+}
+
+// ------------------------------------------------------------------ the init
+
+struct InitCtx<'a> {
+    spec: &'a Spec,
+    id: &'a str,
+    bundle: &'a Path,
+    rootfs: &'a Path,
+    sock: RawFd,
+    caps: &'a CapSets,
+    fifo_dir: Option<RawFd>,
+    console: Option<RawFd>,
+    preserve_fds: u32,
+    no_pivot: bool,
+    root_mount: Option<OwnedFd>,
+    cgroup_sources: Vec<(String, PathBuf)>,
+    die_with_parent: bool,
+}
+
+enum Never {}
+
+fn init(mut c: InitCtx) -> Result<Never> {
+    // Nothing in the container may ptrace us or open /proc/<pid>/exe (the
+    // host binary) while we are still stele.
+    security::set_dumpable(false);
+    let host_pid: i32 = match recv(c.sock)? {
+        Some((MSG_GO, p)) => String::from_utf8_lossy(&p).parse().unwrap_or(0),
+        _ => bail!("runtime went away"),
+    };
+    let spec = c.spec;
+    let process = spec.process().as_ref().ok_or_else(|| Error::msg("config.json: process: missing"))?;
+
+    // Join namespaces given by path (pid was joined by the parent).
+    for ns in crate::spec::namespaces(spec) {
+        if let Some(p) = ns.path() {
+            if ns.typ() != LinuxNamespaceType::Pid {
+                setns_path(p, ns.typ())?;
+            }
+        }
+    }
+    if crate::spec::has_new_ns(spec, LinuxNamespaceType::Cgroup) {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).ctx("unshare cgroup namespace")?;
+    }
+    rootfs::apply_sysctl(spec)?;
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).with_ctx(|| format!("hostname: set {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        // SAFETY: valid pointer and length.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(Error::os(format!("domainname: set {d:?}"), nix::errno::Errno::last_raw()));
+        }
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        security::set_oom_score_adj(adj)?;
+    }
+
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && c.console.is_none() {
+        bail!("process.terminal is true but no --console-socket was given");
+    }
+    let mut plan = rootfs::Plan {
+        spec,
+        bundle: c.bundle,
+        rootfs: c.rootfs,
+        root_mount: c.root_mount.take(),
+        cgroup_sources: std::mem::take(&mut c.cgroup_sources),
+        terminal,
+    };
+    let mut prep = rootfs::prepare(&mut plan)?;
+
+    if hooks::has(spec, Kind::Prestart) || hooks::has(spec, Kind::CreateRuntime) {
+        send(c.sock, MSG_MOUNTED, &[])?;
+        match recv(c.sock)? {
+            Some((MSG_HOOKS_DONE, _)) => {}
+            _ => bail!("runtime went away"),
+        }
+    }
+    if hooks::has(spec, Kind::CreateContainer) {
+        hooks::run(spec, Kind::CreateContainer, &hook_state(spec, c.id, host_pid, "creating", c.bundle))?;
+    }
+
+    rootfs::enter(&prep, c.no_pivot)?;
+    rootfs::finish(spec, &prep)?;
+
+    if let (Some(master), Some(console)) = (prep.pty_master.take(), c.console) {
+        send_fd(console, master.as_raw_fd(), b"/dev/console")?;
+    }
+
+    security::apply_rlimits(process)?;
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd.as_path()).with_ctx(|| format!("process.cwd: chdir to {:?}", cwd))?;
+    check_cwd_inside()?;
+    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let args = process.args().clone().unwrap_or_default();
+    let exe = find_executable(&args[0], &env)?;
+
+    send(c.sock, MSG_READY, &[])?;
+
+    // Wait for `start` (or `run`'s Start).
+    match c.fifo_dir {
+        Some(dir) => wait_fifo(dir)?,
+        None => match recv(c.sock)? {
+            Some((MSG_START, _)) => {}
+            _ => bail!("runtime went away"),
+        },
+    }
+
+    if hooks::has(spec, Kind::StartContainer) {
+        hooks::run(spec, Kind::StartContainer, &hook_state(spec, c.id, host_pid, "created", c.bundle))?;
+    }
+
+    // Terminal: the pty peer becomes stdio and the controlling terminal.
+    if let Some(peer) = prep.pty_peer.take() {
+        nix::unistd::setsid().ctx("setsid")?;
+        // SAFETY: ioctl on a valid tty fd.
+        if unsafe { libc::ioctl(peer.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
+            return Err(Error::os("set controlling terminal", nix::errno::Errno::last_raw()));
+        }
+        for fd in 0..3 {
+            // SAFETY: dup2 onto stdio.
+            unsafe { libc::dup2(peer.as_raw_fd(), fd) };
+        }
+    }
+
+    // Credentials: bounding set (needs CAP_SETPCAP), user, then the sets.
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    c.caps.apply_bounding()?;
+    security::apply_user(process)?;
+    c.caps.apply_sets()?;
+    if nnp {
+        security::set_no_new_privs()?;
+    }
+    if c.die_with_parent {
+        // SAFETY: prctl with integer arguments (after setuid, which clears it).
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    }
+    drop(prep);
+    exec(&exe, &args, &env, 3 + c.preserve_fds, c.sock)
+}
+
+fn hook_state(spec: &Spec, id: &str, pid: i32, status: &str, bundle: &Path) -> serde_json::Value {
+    serde_json::json!({
+        "ociVersion": spec.version(),
+        "id": id,
+        "pid": pid,
+        "status": status,
+        "bundle": bundle,
+        "annotations": spec.annotations().clone().unwrap_or_default(),
+    })
+}
+
+/// After chdir, the cwd must be inside the container's root: a leaked fd
+/// (`cwd=/proc/self/fd/N`) would leave it outside (CVE-2024-21626).
+fn check_cwd_inside() -> Result<()> {
+    let cwd = nix::unistd::getcwd().ctx("getcwd")?;
+    if !cwd.is_absolute() || cwd.to_string_lossy().starts_with("(unreachable)") {
+        bail!("process.cwd: the working directory is outside the container");
+    }
+    Ok(())
+}
+
+/// Block until `start` opens the fifo, then tell it we are going.
+fn wait_fifo(dir: RawFd) -> Result<()> {
+    let name = c"exec.fifo";
+    // SAFETY: dir is the state directory fd; blocks until a reader opens.
+    let fd = unsafe { libc::openat(dir, name.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(Error::os("open exec.fifo", nix::errno::Errno::last_raw()));
+    }
+    // SAFETY: fd is ours.
+    let f = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: one byte from a valid buffer.
+    unsafe { libc::write(f.as_raw_fd(), b"0".as_ptr().cast(), 1) };
+    Ok(())
+}
+
+/// Resolve args[0] in the container the way runc (Go's LookPath) does, and
+/// word errors the same way, since engines match on them.
+fn find_executable(arg0: &str, env: &[String]) -> Result<CString> {
+    let is_exec = |p: &str| -> std::result::Result<(), i32> {
+        let c = CString::new(p).map_err(|_| libc::EINVAL)?;
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid C string and stat buffer.
+        if unsafe { libc::stat(c.as_ptr(), &mut st) } != 0 {
+            return Err(nix::errno::Errno::last_raw());
+        }
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            return Err(libc::EISDIR);
+        }
+        if st.st_mode & 0o111 == 0 {
+            return Err(libc::EACCES);
+        }
+        Ok(())
+    };
+    if arg0.contains('/') {
+        return match is_exec(arg0) {
+            Ok(()) => CString::new(arg0).map_err(|_| Error::msg("process.args[0]: NUL byte")),
+            Err(e) => Err(Error::msg(format!(
+                "exec: {arg0:?}: stat {arg0}: {}",
+                crate::error::errno_text(&e)
+            ))),
+        };
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let cand = format!("{dir}/{arg0}");
+        if is_exec(&cand).is_ok() {
+            return CString::new(cand).map_err(|_| Error::msg("process.args[0]: NUL byte"));
+        }
+    }
+    bail!("exec: {arg0:?}: executable file not found in $PATH")
+}
+
+/// Send `fd` over a unix socket with SCM_RIGHTS.
+pub fn send_fd(sock: RawFd, fd: RawFd, payload: &[u8]) -> Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let iov = [std::io::IoSlice::new(payload)];
+    let fds = [fd];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    sendmsg::<()>(sock, &iov, &cmsg, MsgFlags::empty(), None).ctx("send fd over socket")?;
+    Ok(())
+}
+
+/// The last steps: clean signal state, close every fd above the preserved
+/// ones, execve. Returns only on failure.
+fn exec(exe: &CString, args: &[String], env: &[String], keep_below: u32, sock: RawFd) -> Result<Never> {
+    let argv: Vec<CString> = args.iter().map(|a| CString::new(a.as_str()).unwrap_or_default()).collect();
+    let envp: Vec<CString> = env.iter().map(|a| CString::new(a.as_str()).unwrap_or_default()).collect();
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+
+    reset_signals();
+    // Keep the sync socket until exec (it is CLOEXEC): move it above the
+    // range we close if it sits there.
+    let _ = sock;
+    sys::cloexec_from(keep_below)?;
+    // SAFETY: argv/envp are NULL-terminated arrays of valid C strings that
+    // outlive the call.
+    unsafe { libc::execve(exe.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
+    let e = nix::errno::Errno::last_raw();
+    Err(Error::os(format!("exec {:?}", args[0]), e))
+}
+
+/// Default dispositions and an empty mask: execve keeps ignored signals
+/// ignored (Rust ignores SIGPIPE) and keeps the mask.
+pub fn reset_signals() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: setting SIG_DFL is always valid.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    // SAFETY: empty set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}

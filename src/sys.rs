@@ -1,1 +1,347 @@
-//! sys
+//! Thin, safe wrappers over the raw syscalls stele needs that nix does not
+//! have: clone3, openat2, the new mount API, close_range, pidfds.
+//! Every `unsafe` block in stele outside the fork/exec boundary lives here.
+
+use crate::error::{Context, Error, Result};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+fn cstr(s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::msg(format!("path contains a NUL byte: {s:?}")))
+}
+
+fn check(ret: libc::c_long, what: impl FnOnce() -> String) -> Result<libc::c_long> {
+    if ret < 0 {
+        Err(Error::os(what(), nix::errno::Errno::last_raw()))
+    } else {
+        Ok(ret)
+    }
+}
+
+fn owned(ret: libc::c_long) -> OwnedFd {
+    // SAFETY: the caller checked that `ret` is a new file descriptor the kernel just gave us.
+    unsafe { OwnedFd::from_raw_fd(ret as RawFd) }
+}
+
+// ---------------------------------------------------------------- clone3
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+pub const CLONE_PIDFD: u64 = 0x1000;
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Fork-like clone3: returns 0 in the child, (pid, pidfd) in the parent.
+/// `flags` may hold namespace flags; `cgroup_fd` places the child in a cgroup2
+/// directory atomically.
+///
+/// The caller must be single-threaded (stele is): the child is a copy of the
+/// whole process and continues on a copy of the same stack, as after fork().
+pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> Result<Option<(i32, OwnedFd)>> {
+    let mut pidfd: RawFd = -1;
+    let mut args = CloneArgs {
+        flags: flags | CLONE_PIDFD,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = cgroup_fd {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
+    // SAFETY: args is a valid clone_args of the size we pass; with no stack the
+    // child resumes here on a copy of our stack, exactly like fork().
+    let ret = unsafe {
+        libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>())
+    };
+    let ret = check(ret, || "clone3".into())?;
+    if ret == 0 {
+        Ok(None)
+    } else {
+        Ok(Some((ret as i32, owned(pidfd as libc::c_long))))
+    }
+}
+
+// ---------------------------------------------------------------- openat2
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+pub const RESOLVE_NO_XDEV: u64 = 0x01;
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub const RESOLVE_BENEATH: u64 = 0x08;
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// openat2(2). Always adds O_CLOEXEC.
+pub fn openat2(dirfd: RawFd, path: &str, flags: i32, mode: u32, resolve: u64) -> Result<OwnedFd> {
+    let p = cstr(path)?;
+    let how = OpenHow { flags: (flags | libc::O_CLOEXEC) as u64, mode: mode as u64, resolve };
+    // SAFETY: valid C string and open_how struct, sizes match.
+    let ret = unsafe {
+        libc::syscall(libc::SYS_openat2, dirfd, p.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
+    };
+    check(ret, || format!("open {path}")).map(owned)
+}
+
+/// Open `path` inside the directory tree `root`, with every symlink resolved
+/// as if `root` were "/" (no escape by `..` or absolute links) and no magic links.
+pub fn open_in_root(root: RawFd, path: &str, flags: i32) -> Result<OwnedFd> {
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    openat2(root, rel, flags, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+}
+
+pub fn open_path(path: &Path, flags: i32) -> Result<OwnedFd> {
+    let p = cstr(&path.to_string_lossy())?;
+    // SAFETY: valid C string.
+    let fd = unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC) };
+    check(fd as libc::c_long, || format!("open {}", path.display())).map(owned)
+}
+
+// ---------------------------------------------------------------- new mount API
+
+pub const FSCONFIG_SET_FLAG: u32 = 0;
+pub const FSCONFIG_SET_STRING: u32 = 1;
+pub const FSCONFIG_SET_FD: u32 = 5;
+pub const FSCONFIG_CMD_CREATE: u32 = 6;
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const MOUNT_ATTR__ATIME: u64 = 0x70;
+pub const MOUNT_ATTR_RELATIME: u64 = 0x0;
+pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
+pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+
+const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+pub const OPEN_TREE_CLONE: u32 = 1;
+const AT_EMPTY_PATH: u32 = 0x1000;
+pub const AT_RECURSIVE: u32 = 0x8000;
+
+/// A filesystem context being configured (fsopen).
+pub struct FsContext {
+    fd: OwnedFd,
+    fstype: String,
+}
+
+impl FsContext {
+    pub fn new(fstype: &str) -> Result<FsContext> {
+        let t = cstr(fstype)?;
+        // SAFETY: valid C string; FSOPEN_CLOEXEC = 1.
+        let ret = unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), 1u32) };
+        let fd = check(ret, || format!("fsopen {fstype}")).map(owned)?;
+        Ok(FsContext { fd, fstype: fstype.to_string() })
+    }
+
+    fn config(&self, cmd: u32, key: Option<&str>, value: Option<&str>, aux: i32) -> Result<()> {
+        let k = key.map(cstr).transpose()?;
+        let v = value.map(cstr).transpose()?;
+        // SAFETY: pointers are valid C strings or NULL, as fsconfig expects for each cmd.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                self.fd.as_raw_fd(),
+                cmd,
+                k.as_ref().map_or(std::ptr::null(), |k| k.as_ptr()),
+                v.as_ref().map_or(std::ptr::null(), |v| v.as_ptr()),
+                aux,
+            )
+        };
+        check(ret, || match (key, value) {
+            (Some(k), Some(v)) => format!("mount {}: option {k}={v}", self.fstype),
+            (Some(k), None) => format!("mount {}: option {k}", self.fstype),
+            _ => format!("mount {}", self.fstype),
+        })
+        .map(|_| ())
+    }
+
+    pub fn set_flag(&self, key: &str) -> Result<()> {
+        self.config(FSCONFIG_SET_FLAG, Some(key), None, 0)
+    }
+    pub fn set_string(&self, key: &str, value: &str) -> Result<()> {
+        self.config(FSCONFIG_SET_STRING, Some(key), Some(value), 0)
+    }
+    pub fn set_fd(&self, key: &str, fd: RawFd) -> Result<()> {
+        self.config(FSCONFIG_SET_FD, Some(key), None, fd)
+    }
+    /// Create the superblock and return a detached mount with `attrs`.
+    pub fn mount(self, attrs: u64) -> Result<OwnedFd> {
+        self.config(FSCONFIG_CMD_CREATE, None, None, 0)?;
+        // SAFETY: fd is an fs context; FSMOUNT_CLOEXEC = 1.
+        let ret = unsafe { libc::syscall(libc::SYS_fsmount, self.fd.as_raw_fd(), 1u32, attrs as u32) };
+        check(ret, || format!("fsmount {}", self.fstype)).map(owned)
+    }
+}
+
+/// open_tree(2) on an fd (AT_EMPTY_PATH): clone the mount (tree) at `fd`.
+pub fn open_tree_fd(fd: RawFd, recursive: bool, what: &str) -> Result<OwnedFd> {
+    let empty = c"";
+    let mut flags = OPEN_TREE_CLONE | AT_EMPTY_PATH | libc::O_CLOEXEC as u32;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: empty C string with AT_EMPTY_PATH refers to fd itself.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, fd, empty.as_ptr(), flags) };
+    check(ret, || format!("bind {what}")).map(owned)
+}
+
+/// move_mount(2) from a detached/attached mount fd onto the directory fd `to`.
+pub fn move_mount_fd(from: RawFd, to: RawFd, what: &str) -> Result<()> {
+    let empty = c"";
+    // SAFETY: both paths empty with *_EMPTY_PATH: the fds themselves are used.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from,
+            empty.as_ptr(),
+            to,
+            empty.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    check(ret, || format!("mount {what}")).map(|_| ())
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount_setattr(2) on the mount at `fd` (AT_EMPTY_PATH), optionally recursive.
+pub fn mount_setattr(fd: RawFd, recursive: bool, set: u64, clr: u64, propagation: u64, what: &str) -> Result<()> {
+    let attr = MountAttr { attr_set: set, attr_clr: clr, propagation, userns_fd: 0 };
+    let empty = c"";
+    let mut flags = AT_EMPTY_PATH;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: valid mount_attr of the size passed; fd refers to a mount.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            empty.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(ret, || format!("mount_setattr {what}")).map(|_| ())
+}
+
+// ---------------------------------------------------------------- fds and processes
+
+/// Close every fd >= `first` (close_range), e.g. before exec.
+pub fn close_from(first: u32) -> Result<()> {
+    // SAFETY: plain syscall on integers.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
+    check(ret, || "close_range".into()).map(|_| ())
+}
+
+/// Mark every fd >= `first` close-on-exec (CLOSE_RANGE_CLOEXEC).
+pub fn cloexec_from(first: u32) -> Result<()> {
+    // SAFETY: plain syscall on integers; CLOSE_RANGE_CLOEXEC = 4.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 4u32) };
+    check(ret, || "close_range".into()).map(|_| ())
+}
+
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd> {
+    // SAFETY: plain syscall on integers.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) };
+    check(ret, || format!("pidfd_open {pid}")).map(owned)
+}
+
+pub fn pidfd_send_signal(pidfd: RawFd, sig: i32) -> Result<()> {
+    // SAFETY: plain syscall; NULL siginfo means a normal kill()-like signal.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, std::ptr::null::<u8>(), 0u32) };
+    check(ret, || format!("signal {sig}")).map(|_| ())
+}
+
+/// Open the peer (slave) of a pty master without a path lookup (TIOCGPTPEER).
+pub fn pty_peer(master: RawFd) -> Result<OwnedFd> {
+    const TIOCGPTPEER: libc::c_ulong = 0x5441;
+    // SAFETY: ioctl on a pty master returning a new fd.
+    let ret = unsafe { libc::ioctl(master, TIOCGPTPEER as _, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    check(ret as libc::c_long, || "open pty peer".into()).map(owned)
+}
+
+/// Unlock a pty master (TIOCSPTLCK 0).
+pub fn unlock_pty(master: RawFd) -> Result<()> {
+    let zero: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK takes a pointer to int.
+    let ret = unsafe { libc::ioctl(master, libc::TIOCSPTLCK, &zero) };
+    check(ret as libc::c_long, || "unlock pty".into()).map(|_| ())
+}
+
+/// The start time (clock ticks since boot, field 22 of /proc/PID/stat) of a
+/// process, to tell a pid from a reused one.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &s[s.rfind(')')? + 2..];
+    // fields after the comm: state is field 3, so starttime (22) is index 19 here
+    after.split(' ').nth(19)?.parse().ok()
+}
+
+/// Read a whole small file through an fd opened in `dir` (for procfs handles).
+pub fn read_fd_to_string(fd: OwnedFd) -> Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::from(fd);
+    let mut s = String::new();
+    f.read_to_string(&mut s).ctx("read")?;
+    Ok(s)
+}
+
+/// fstat(2) on a raw fd.
+pub fn fstat(fd: RawFd) -> Result<libc::stat> {
+    // SAFETY: zeroed stat is a valid out-buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid buffer.
+    let r = unsafe { libc::fstat(fd, &mut st) };
+    check(r as libc::c_long, || "fstat".into()).map(|_| st)
+}
+
+pub fn fchdir(fd: RawFd) -> Result<()> {
+    // SAFETY: plain syscall.
+    let r = unsafe { libc::fchdir(fd) };
+    check(r as libc::c_long, || "fchdir".into()).map(|_| ())
+}
+
+/// flock(LOCK_EX) on a raw fd, waiting.
+pub fn flock_exclusive(fd: RawFd) -> Result<()> {
+    loop {
+        // SAFETY: plain syscall.
+        let r = unsafe { libc::flock(fd, libc::LOCK_EX) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = nix::errno::Errno::last_raw();
+        if e != libc::EINTR {
+            return Err(Error::os("flock", e));
+        }
+    }
+}

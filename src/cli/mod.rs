@@ -1,0 +1,297 @@
+//! The command line: runc's global flags and subcommands, parsed with clap
+//! after Go-style argv normalisation; each command calls the library and
+//! prints the result the way runc does.
+
+pub mod argv;
+
+use clap::{Args, Parser, Subcommand};
+use stele::container::{self, CreateOpts, Globals};
+use stele::{bail, Context, Error, Result};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "stele", version = None, disable_version_flag = true,
+          about = "stele: an OCI container runtime for immutable infrastructure")]
+pub struct Cli {
+    /// root directory for storage of container state
+    #[arg(long, global = true, default_value = stele::state::DEFAULT_ROOT)]
+    pub root: PathBuf,
+    /// set the log file to write runtime logs to (default: stderr)
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// set the log format ('text' or 'json')
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    pub log_format: String,
+    /// enable debug logging
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// use systemd cgroup paths (slice:prefix:name)
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// ignored: stele runs as root (accepted for runc compatibility)
+    #[arg(long, global = true, require_equals = true, num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Option<String>,
+    /// ignored (runc compatibility)
+    #[arg(long, global = true, hide = true)]
+    pub criu: Option<String>,
+    /// image and layer store
+    #[arg(long, global = true, default_value = stele::policy::DEFAULT_STORE)]
+    pub store: PathBuf,
+    /// print the version
+    #[arg(short = 'v', long)]
+    pub version: bool,
+    #[command(subcommand)]
+    pub cmd: Option<Cmd>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CreateArgs {
+    /// path to the root of the bundle directory
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// path to an AF_UNIX socket which will receive the pty master
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// file to write the container's init pid to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// do not use pivot_root (move the root and chroot instead)
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// accepted for runc compatibility (stele does not create session keyrings)
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// pass N additional fds (3 .. 3+N-1) to the container
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// accepted for runc compatibility
+    #[arg(long = "pidfd-socket", hide = true)]
+    pub pidfd_socket: Option<PathBuf>,
+}
+
+impl CreateArgs {
+    fn opts(&self) -> CreateOpts {
+        CreateOpts {
+            bundle: self.bundle.clone(),
+            pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+            no_pivot: self.no_pivot,
+            preserve_fds: self.preserve_fds,
+            die_with_parent: false,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// create a container
+    Create {
+        #[command(flatten)]
+        a: CreateArgs,
+        id: String,
+    },
+    /// start a created container
+    Start { id: String },
+    /// create and start a container, wait for it and exit with its status
+    Run {
+        #[command(flatten)]
+        a: CreateArgs,
+        /// detach from the container's process
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// do not delete the container after it exits
+        #[arg(long)]
+        keep: bool,
+        /// accepted for runc compatibility
+        #[arg(long = "no-subreaper")]
+        no_subreaper: bool,
+        id: String,
+    },
+    /// output the state of a container
+    State { id: String },
+    /// send a signal to the container's init (default TERM)
+    Kill {
+        /// send the signal to all processes in the container
+        #[arg(short = 'a', long)]
+        all: bool,
+        id: String,
+        signal: Option<String>,
+    },
+    /// delete a container and everything it holds
+    Delete {
+        /// kill the container first if it is running
+        #[arg(short = 'f', long)]
+        force: bool,
+        id: String,
+    },
+    /// list containers
+    List {
+        /// table or json
+        #[arg(short = 'f', long, default_value = "table")]
+        format: String,
+        /// print only the ids
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// list the processes of a container
+    Ps {
+        /// table or json
+        #[arg(short = 'f', long, default_value = "table")]
+        format: String,
+        id: String,
+        /// options for ps(1) (default -ef)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// suspend all processes of a container
+    Pause { id: String },
+    /// resume a paused container
+    Resume { id: String },
+    /// write a default config.json
+    Spec {
+        /// bundle directory to write config.json into
+        #[arg(short = 'b', long, default_value = ".")]
+        bundle: PathBuf,
+    },
+    /// show what this runtime supports (runtime-spec features JSON)
+    Features,
+}
+
+fn print_json_pretty(v: &serde_json::Value) -> Result<()> {
+    let s = serde_json::to_string_pretty(v).map_err(|e| Error::msg(e.to_string()))?;
+    println!("{s}");
+    Ok(())
+}
+
+/// Go's tabwriter as runc's `list` uses it: minwidth 12, padding 3.
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let mut w = vec![0usize; cols];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 < r.len() {
+                w[i] = w[i].max((c.chars().count() + 3).max(12));
+            }
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            out.push_str(c);
+            if i + 1 < r.len() {
+                out.push_str(&" ".repeat(w[i] - c.chars().count()));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+pub fn version_text() -> String {
+    format!("stele version {}\nspec: 1.0.2-dev\n", env!("CARGO_PKG_VERSION"))
+}
+
+/// Run the parsed command; returns the process exit code.
+pub fn dispatch(cli: Cli) -> Result<i32> {
+    let g = Globals { root: cli.root.clone(), systemd_cgroup: cli.systemd_cgroup, store: cli.store.clone() };
+    let Some(cmd) = cli.cmd else {
+        if cli.version {
+            print!("{}", version_text());
+            return Ok(0);
+        }
+        bail!("no command given; see `stele --help`");
+    };
+    match cmd {
+        Cmd::Create { a, id } => container::create(&g, &id, &a.opts()).map(|_| 0),
+        Cmd::Start { id } => container::start(&g, &id).map(|_| 0),
+        Cmd::Run { a, detach, keep: _, no_subreaper: _, id } => container::run(&g, &id, &a.opts(), detach),
+        Cmd::State { id } => {
+            let v = container::state(&g, &id)?;
+            print_json_pretty(&v)?;
+            Ok(0)
+        }
+        Cmd::Kill { all, id, signal } => {
+            let sig = container::parse_signal(signal.as_deref().unwrap_or("SIGTERM"))?;
+            container::kill(&g, &id, sig, all).map(|_| 0)
+        }
+        Cmd::Delete { force, id } => container::delete(&g, &id, force).map(|_| 0),
+        Cmd::List { format, quiet } => {
+            let list = container::list(&g)?;
+            if quiet {
+                for c in &list {
+                    println!("{}", c["id"].as_str().unwrap_or(""));
+                }
+                return Ok(0);
+            }
+            match format.as_str() {
+                "json" => {
+                    let s = serde_json::to_string(&list).map_err(|e| Error::msg(e.to_string()))?;
+                    println!("{s}");
+                }
+                "table" => {
+                    let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from).to_vec()];
+                    for c in &list {
+                        let f = |k: &str| c[k].as_str().unwrap_or("").to_string();
+                        rows.push(vec![f("id"), c["pid"].to_string(), f("status"), f("bundle"), f("created"), f("owner")]);
+                    }
+                    print!("{}", table(&rows));
+                }
+                other => bail!("invalid format option {other:?}"),
+            }
+            Ok(0)
+        }
+        Cmd::Ps { format, id, ps_args } => {
+            let pids = container::ps(&g, &id)?;
+            match format.as_str() {
+                "json" => {
+                    println!("{}", serde_json::to_string(&pids).unwrap_or_else(|_| "[]".into()));
+                    Ok(0)
+                }
+                "table" => ps_table(&pids, &ps_args),
+                other => bail!("invalid format option {other:?}"),
+            }
+        }
+        Cmd::Pause { id } => container::pause(&g, &id, true).map(|_| 0),
+        Cmd::Resume { id } => container::pause(&g, &id, false).map(|_| 0),
+        Cmd::Spec { bundle } => {
+            let path = bundle.join("config.json");
+            if path.exists() {
+                bail!("File {} exists. Remove it first", path.display());
+            }
+            let mut buf = Vec::new();
+            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
+            let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+            serde::Serialize::serialize(&stele::spec::default_spec(), &mut ser).map_err(|e| Error::msg(e.to_string()))?;
+            std::fs::write(&path, &buf).with_ctx(|| format!("write {}", path.display()))?;
+            Ok(0)
+        }
+        Cmd::Features => {
+            print_json_pretty(&stele::spec::features())?;
+            Ok(0)
+        }
+    }
+}
+
+/// `ps` table: ps(1) output filtered to the container's pids, as runc does.
+fn ps_table(pids: &[i32], args: &[String]) -> Result<i32> {
+    let args: Vec<String> = if args.is_empty() { vec!["-ef".into()] } else { args.to_vec() };
+    let out = std::process::Command::new("ps").args(&args).output().ctx("run ps")?;
+    if !out.status.success() {
+        bail!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or("");
+    let col = header.split_whitespace().position(|h| h == "PID").ok_or_else(|| Error::msg("ps output has no PID column"))?;
+    let mut w = std::io::stdout().lock();
+    let _ = writeln!(w, "{header}");
+    for l in lines {
+        if let Some(p) = l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok()) {
+            if pids.contains(&p) {
+                let _ = writeln!(w, "{l}");
+            }
+        }
+    }
+    Ok(0)
+}
