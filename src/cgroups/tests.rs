@@ -595,6 +595,32 @@ fn v2_child() {
     assert!(e.contains("nosuch.file") && e.contains("no such file or directory"), "{e}");
     assert!(cg.v2_dir_fd().is_some());
 
+    // The eBPF device filter: /dev/null allowed (runc's defaults), /dev/kmsg (1:11) denied.
+    let mut probe = Command::new("sh")
+        .arg("-c")
+        .arg("read x; echo hi >/dev/null && echo null-ok; (: </dev/kmsg) 2>/dev/null || echo kmsg-denied")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    cg.add_pid(probe.id() as i32).unwrap();
+    {
+        use std::io::Write as _;
+        probe.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    }
+    let out = probe.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "null-ok\nkmsg-denied\n");
+    assert_eq!(bpf::attached_count(&leaf), 1);
+    // update with devices replaces the filter
+    cg.update(&res(serde_json::json!({"devices": [{"allow": true, "access": "rwm"}]}))).unwrap();
+    assert_eq!(bpf::attached_count(&leaf), 1);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("echo $$ > {}/cgroup.procs; (: </dev/kmsg) 2>/dev/null || echo kmsg-denied", leaf.display()))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+
     let child = sleeper();
     let pid = child.id() as i32;
     cg.add_pid(pid).unwrap();
