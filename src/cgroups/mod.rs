@@ -38,6 +38,12 @@
 //! - `--systemd-cgroup`: "slice:prefix:name" becomes
 //!   `/<expanded slice>/<prefix>-<name>.scope` (the systemd layout); default
 //!   "system.slice:runc:<id>". It needs systemd running (/run/systemd/system).
+//!
+//! Devices: v1 writes devices.deny "a", the config's rules in order, then
+//! runc's default allowed devices (specconv.AllowedDevices); v2 compiles the
+//! same list into a BPF_PROG_TYPE_CGROUP_DEVICE program ([`bpf`]).
+//! Hybrid hosts: controllers bound to the unified hierarchy only (hugetlb
+//! here) are written there in v2 syntax.
 
 pub mod layout;
 pub mod v1;

@@ -357,8 +357,11 @@ fn v1_lifecycle() {
     assert!(!list.contains("a *:* rwm"), "{list}");
     // hugetlb lives in the unified hierarchy on these hosts.
     if let Some(leaf) = &cg.v2 {
-        if leaf.join("hugetlb.2MB.max").exists() {
+        let unified_root = leaf.parent().unwrap().parent().unwrap();
+        let hugetlb_in_v2 = read(unified_root.join("cgroup.controllers")).split_whitespace().any(|c| c == "hugetlb");
+        if hugetlb_in_v2 && !cg.v1_has("hugetlb") && Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists() {
             assert_eq!(read(leaf.join("hugetlb.2MB.max")).trim(), "4194304");
+            assert!(cg.stats().unwrap()["hugetlb"]["2MB"]["usage"].is_u64());
         }
     }
     assert_eq!(cg.oom_kill_count().unwrap(), 0);
