@@ -167,6 +167,12 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program> {
         }
     }
 
+    if listener && profile.listener_path().is_none() {
+        return Err(Error::msg(
+            "linux.seccomp.listenerPath: required when a rule uses SCMP_ACT_NOTIFY",
+        ));
+    }
+
     let enosys_guard = !bpf::is_permissive(default_ret)
         && matches!(
             profile.default_action(),

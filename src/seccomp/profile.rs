@@ -19,6 +19,7 @@ use super::arch::{self, Abi};
 
 /// Allowed without argument checks (names of every ABI stele may filter;
 /// names no ABI of this machine knows are left out of the profile).
+#[rustfmt::skip]
 const ALLOW: &[&str] = &[
     // file descriptors and I/O
     "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
