@@ -70,17 +70,32 @@ impl Abi {
     pub fn resolve(self, name: &str) -> Option<u32> {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Abi::X86_64 => name.parse::<syscalls::x86_64::Sysno>().ok().map(|s| s.id() as u32),
+            Abi::X86_64 => name
+                .parse::<syscalls::x86_64::Sysno>()
+                .ok()
+                .map(|s| s.id() as u32),
             #[cfg(target_arch = "x86_64")]
             Abi::X32 => resolve_x32(name),
             #[cfg(target_arch = "x86_64")]
-            Abi::I386 => name.parse::<syscalls::x86::Sysno>().ok().map(|s| s.id() as u32),
+            Abi::I386 => name
+                .parse::<syscalls::x86::Sysno>()
+                .ok()
+                .map(|s| s.id() as u32),
             #[cfg(target_arch = "aarch64")]
-            Abi::Aarch64 => name.parse::<syscalls::aarch64::Sysno>().ok().map(|s| s.id() as u32),
+            Abi::Aarch64 => name
+                .parse::<syscalls::aarch64::Sysno>()
+                .ok()
+                .map(|s| s.id() as u32),
             #[cfg(target_arch = "aarch64")]
-            Abi::Arm => name.parse::<syscalls::arm::Sysno>().ok().map(|s| s.id() as u32),
+            Abi::Arm => name
+                .parse::<syscalls::arm::Sysno>()
+                .ok()
+                .map(|s| s.id() as u32),
             #[cfg(target_arch = "riscv64")]
-            Abi::Riscv64 => name.parse::<syscalls::riscv64::Sysno>().ok().map(|s| s.id() as u32),
+            Abi::Riscv64 => name
+                .parse::<syscalls::riscv64::Sysno>()
+                .ok()
+                .map(|s| s.id() as u32),
             #[allow(unreachable_patterns)]
             _ => None,
         }
@@ -100,8 +115,7 @@ pub fn native() -> Option<Abi> {
     }
 }
 
-/// ABIs that share the native audit arch's machine: (abi, is it an x32-style
-/// sub-ABI of the native audit arch).
+/// The other ABIs a process on this machine can enter the kernel with.
 fn secondary(native: Abi) -> &'static [Abi] {
     match native {
         Abi::X86_64 => &[Abi::X32, Abi::I386],
@@ -186,8 +200,8 @@ mod tests {
         assert_eq!(Abi::X32.resolve("execve"), Some(X32_SYSCALL_BIT | 520));
         assert_eq!(Abi::X32.resolve("pwritev2"), Some(X32_SYSCALL_BIT | 547));
         assert_eq!(Abi::X86_64.resolve("no_such_call"), None);
-        // socketcall-era i386 has no separate `socket` before 4.3 numbering, but the
-        // table has the direct call.
-        assert!(Abi::I386.resolve("socket").is_some());
+        // i386 has both socketcall and (since 4.3) the direct socket call
+        assert_eq!(Abi::I386.resolve("socket"), Some(359));
+        assert_eq!(Abi::I386.resolve("socketcall"), Some(102));
     }
 }

@@ -73,7 +73,9 @@ pub enum Op {
     Ge,
     Gt,
     /// `(arg & mask) == datum`
-    MaskedEq { mask: u64 },
+    MaskedEq {
+        mask: u64,
+    },
 }
 
 /// One argument condition; the conditions of a rule are ANDed.
@@ -114,11 +116,21 @@ pub struct FilterSpec {
 }
 
 fn stmt(code: u16, k: u32) -> sock_filter {
-    sock_filter { code, jt: 0, jf: 0, k }
+    sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 
 fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
-    sock_filter { code: BPF_JMP | code | BPF_K, jt, jf, k }
+    sock_filter {
+        code: BPF_JMP | code | BPF_K,
+        jt,
+        jf,
+        k,
+    }
 }
 
 fn ret(k: u32) -> sock_filter {
@@ -232,7 +244,11 @@ fn tree(groups: &[(u32, Vec<sock_filter>)], default_ret: u32) -> Result<Vec<sock
 }
 
 /// Rules of one syscall, most restrictive first; the first match returns.
-fn syscall_body(rules: &[Rule], is_64bit: bool, default_ret: u32) -> Result<Vec<sock_filter>, String> {
+fn syscall_body(
+    rules: &[Rule],
+    is_64bit: bool,
+    default_ret: u32,
+) -> Result<Vec<sock_filter>, String> {
     let mut sorted: Vec<&Rule> = rules.iter().collect();
     sorted.sort_by_key(|r| precedence(r.ret)); // stable: profile order among equals
     let mut out = Vec::new();
@@ -266,13 +282,28 @@ struct Pending {
 }
 
 fn p_load(off: u32) -> Pending {
-    Pending { code: BPF_LD | BPF_W | BPF_ABS, k: off, jt: T::Next, jf: T::Next }
+    Pending {
+        code: BPF_LD | BPF_W | BPF_ABS,
+        k: off,
+        jt: T::Next,
+        jf: T::Next,
+    }
 }
 fn p_and(k: u32) -> Pending {
-    Pending { code: BPF_ALU | BPF_AND | BPF_K, k, jt: T::Next, jf: T::Next }
+    Pending {
+        code: BPF_ALU | BPF_AND | BPF_K,
+        k,
+        jt: T::Next,
+        jf: T::Next,
+    }
 }
 fn p_jmp(op: u16, k: u32, jt: T, jf: T) -> Pending {
-    Pending { code: BPF_JMP | op | BPF_K, k, jt, jf }
+    Pending {
+        code: BPF_JMP | op | BPF_K,
+        k,
+        jt,
+        jf,
+    }
 }
 
 /// ANDed conditions followed by `ret action`; failing any condition jumps past it.
@@ -295,7 +326,12 @@ fn rule(r: &Rule, is_64bit: bool) -> Result<Vec<sock_filter>, String> {
             };
             u8::try_from(target - (pc + 1)).map_err(|_| "argument checks too long".to_string())
         };
-        out.push(sock_filter { code: p.code, jt: off(p.jt)?, jf: off(p.jf)?, k: p.k });
+        out.push(sock_filter {
+            code: p.code,
+            jt: off(p.jt)?,
+            jf: off(p.jf)?,
+            k: p.k,
+        });
     }
     out.push(ret(r.ret));
     Ok(out)

@@ -109,8 +109,9 @@ impl Program {
 
 /// Compile a profile (in the parent, before fork): every error names its field.
 pub fn compile(profile: &LinuxSeccomp) -> Result<Program> {
-    let native = arch::native()
-        .ok_or_else(|| Error::msg("linux.seccomp: seccomp is not supported on this architecture"))?;
+    let native = arch::native().ok_or_else(|| {
+        Error::msg("linux.seccomp: seccomp is not supported on this architecture")
+    })?;
     let default_ret = action_ret(
         profile.default_action(),
         profile.default_errno_ret(),
@@ -128,17 +129,27 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program> {
     let mut max_nr: Vec<Option<u32>> = vec![None; abis.len()];
     let mut listener = false;
 
-    for (i, sc) in profile.syscalls().as_deref().unwrap_or(&[]).iter().enumerate() {
+    for (i, sc) in profile
+        .syscalls()
+        .as_deref()
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+    {
         let field = format!("linux.seccomp.syscalls[{i}]");
         let ret = action_ret(sc.action(), sc.errno_ret(), &format!("{field}.errnoRet"))?;
         if sc.names().is_empty() {
-            return Err(Error::msg(format!("{field}.names: must name at least one syscall")));
+            return Err(Error::msg(format!(
+                "{field}.names: must name at least one syscall"
+            )));
         }
         let alternatives = arg_rules(sc.args().as_deref().unwrap_or(&[]), &field)?;
         let notify = sc.action() == Action::ScmpActNotify;
         for (j, name) in sc.names().iter().enumerate() {
             if name.is_empty() {
-                return Err(Error::msg(format!("{field}.names[{j}]: empty syscall name")));
+                return Err(Error::msg(format!(
+                    "{field}.names[{j}]: empty syscall name"
+                )));
             }
             if notify && NOTIFY_REFUSED.contains(&name.as_str()) {
                 return Err(Error::msg(format!(
@@ -148,7 +159,9 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program> {
             }
             let mut known = false;
             for (k, abi) in abis.iter().enumerate() {
-                let Some(nr) = abi.resolve(name) else { continue };
+                let Some(nr) = abi.resolve(name) else {
+                    continue;
+                };
                 known = true;
                 max_nr[k] = max_nr[k].max(Some(nr));
                 if ret == default_ret {
@@ -156,7 +169,10 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program> {
                 }
                 listener |= notify;
                 let list = rules[k].entry(nr).or_default();
-                list.extend(alternatives.iter().map(|conds| Rule { ret, conds: conds.clone() }));
+                list.extend(alternatives.iter().map(|conds| Rule {
+                    ret,
+                    conds: conds.clone(),
+                }));
             }
             if !known {
                 crate::warn!(
@@ -212,18 +228,25 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program> {
         native.x32 = x32;
     }
 
-    let filter = bpf::generate(&bpf::FilterSpec { sections, default_ret, bad_arch_ret })
-        .map_err(|e| Error::msg(format!("linux.seccomp: {e}")))?;
+    let filter = bpf::generate(&bpf::FilterSpec {
+        sections,
+        default_ret,
+        bad_arch_ret,
+    })
+    .map_err(|e| Error::msg(format!("linux.seccomp: {e}")))?;
     let flags = filter_flags(profile.flags().as_deref().unwrap_or(&[]), listener);
-    Ok(Program { filter, flags, listener })
+    Ok(Program {
+        filter,
+        flags,
+        listener,
+    })
 }
 
 /// The built-in default profile, compiled once.
 pub fn compile_default() -> &'static Program {
     static DEFAULT: OnceLock<Program> = OnceLock::new();
-    DEFAULT.get_or_init(|| {
-        compile(&default_profile()).expect("the built-in seccomp profile compiles")
-    })
+    DEFAULT
+        .get_or_init(|| compile(&default_profile()).expect("the built-in seccomp profile compiles"))
 }
 
 /// Hand the listener fd to a seccomp agent over a connected unix socket, as
@@ -236,7 +259,10 @@ pub fn send_listener(
     state_json: &serde_json::Value,
     fd: RawFd,
 ) -> Result<()> {
-    let version = state_json.get("ociVersion").and_then(|v| v.as_str()).unwrap_or("1.2.1");
+    let version = state_json
+        .get("ociVersion")
+        .and_then(|v| v.as_str())
+        .unwrap_or("1.2.1");
     let pid = state_json.get("pid").and_then(|v| v.as_i64()).unwrap_or(0);
     let msg = serde_json::json!({
         "ociVersion": version,
@@ -256,7 +282,9 @@ fn action_ret(action: Action, errno: Option<u32>, errno_field: &str) -> Result<u
     let data = |default: u32| -> Result<u32> {
         let e = errno.unwrap_or(default);
         if e > MAX_ERRNO {
-            return Err(Error::msg(format!("{errno_field}: {e} is out of range (0-{MAX_ERRNO})")));
+            return Err(Error::msg(format!(
+                "{errno_field}: {e} is out of range (0-{MAX_ERRNO})"
+            )));
         }
         Ok(e)
     };
@@ -281,7 +309,10 @@ fn arg_rules(args: &[oci_spec::runtime::LinuxSeccompArg], field: &str) -> Result
             .ok()
             .filter(|i| *i <= 5)
             .ok_or_else(|| {
-                Error::msg(format!("{field}.args[{k}].index: {} is out of range (0-5)", a.index()))
+                Error::msg(format!(
+                    "{field}.args[{k}].index: {} is out of range (0-5)",
+                    a.index()
+                ))
             })?;
         let (op, value) = match a.op() {
             Operator::ScmpCmpNe => (Op::Ne, a.value()),
@@ -301,8 +332,14 @@ fn arg_rules(args: &[oci_spec::runtime::LinuxSeccompArg], field: &str) -> Result
         return Ok(vec![Vec::new()]);
     }
     let mut seen = [false; 6];
-    let repeated = conds.iter().any(|c| std::mem::replace(&mut seen[c.index as usize], true));
-    Ok(if repeated { conds.into_iter().map(|c| vec![c]).collect() } else { vec![conds] })
+    let repeated = conds
+        .iter()
+        .any(|c| std::mem::replace(&mut seen[c.index as usize], true));
+    Ok(if repeated {
+        conds.into_iter().map(|c| vec![c]).collect()
+    } else {
+        vec![conds]
+    })
 }
 
 fn filter_flags(flags: &[Flag], listener: bool) -> libc::c_ulong {
@@ -316,7 +353,9 @@ fn filter_flags(flags: &[Flag], listener: bool) -> libc::c_ulong {
                 libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
             }
             Flag::SeccompFilterFlagWaitKillableRecv => {
-                crate::debug!("seccomp: WAIT_KILLABLE_RECV ignored: the profile has no NOTIFY rule");
+                crate::debug!(
+                    "seccomp: WAIT_KILLABLE_RECV ignored: the profile has no NOTIFY rule"
+                );
                 0
             }
         };

@@ -6,13 +6,13 @@
 //! only without namespace flags; clone3 returns ENOSYS so libc falls back to
 //! the inspectable clone), keyrings, bpf, perf, userfaultfd, io_uring,
 //! open_by_handle_at, clock and time setting, swap, reboot, quotactl, acct,
-//! syslog, kcmp/pidfd_getfd, NUMA policy, ioperm/iopl/modify_ldt/vm86,
+//! syslog, kcmp/pidfd_getfd, migrate_pages/move_pages, ioperm/iopl/modify_ldt/vm86,
 //! AF_VSOCK sockets and personality values other than the usual ones.
 //! Capabilities still apply to whatever is allowed here.
 
 use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction as Action, LinuxSeccompArg, LinuxSeccompArgBuilder, LinuxSeccompOperator as Operator,
-    LinuxSyscall,
+    Arch, LinuxSeccomp, LinuxSeccompAction as Action, LinuxSeccompArg, LinuxSeccompArgBuilder,
+    LinuxSeccompOperator as Operator, LinuxSyscall,
 };
 
 use super::arch::{self, Abi};
@@ -50,6 +50,7 @@ const ALLOW: &[&str] = &[
     "brk", "mmap", "mmap2", "munmap", "mremap", "mprotect", "pkey_mprotect", "pkey_alloc",
     "pkey_free", "madvise", "mlock", "mlock2", "munlock", "mlockall", "munlockall", "mincore",
     "msync", "remap_file_pages", "membarrier", "map_shadow_stack", "mseal", "cachestat",
+    "get_mempolicy", "set_mempolicy", "mbind", "set_mempolicy_home_node",
     // processes and threads
     "fork", "vfork", "execve", "execveat", "exit", "exit_group", "wait4", "waitid", "waitpid",
     "kill", "tkill", "tgkill", "getpid", "getppid", "gettid", "getpgid", "setpgid", "getpgrp",
@@ -104,12 +105,16 @@ const AF_VSOCK: u64 = 40;
 const PERSONALITIES: [u64; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 
 fn arg(index: usize, op: Operator, value: u64, value_two: Option<u64>) -> LinuxSeccompArg {
-    let b = LinuxSeccompArgBuilder::default().index(index).op(op).value(value);
+    let b = LinuxSeccompArgBuilder::default()
+        .index(index)
+        .op(op)
+        .value(value);
     let b = match value_two {
         Some(v) => b.value_two(v),
         None => b,
     };
-    b.build().expect("every field of a seccomp arg has a default")
+    b.build()
+        .expect("every field of a seccomp arg has a default")
 }
 
 fn syscall(names: Vec<String>, action: Action, args: Vec<LinuxSeccompArg>) -> LinuxSyscall {
@@ -129,7 +134,12 @@ fn one(name: &str, action: Action, args: Vec<LinuxSeccompArg>) -> LinuxSyscall {
 /// stele's built-in default profile (see the module docs).
 pub fn default_profile() -> LinuxSeccomp {
     let abis: Vec<Abi> = arch::native()
-        .map(|n| arch::sections(n, &[Arch::ScmpArchX86, Arch::ScmpArchX32, Arch::ScmpArchArm]))
+        .map(|n| {
+            arch::sections(
+                n,
+                &[Arch::ScmpArchX86, Arch::ScmpArchX32, Arch::ScmpArchArm],
+            )
+        })
         .unwrap_or_default();
     let known = |n: &&&str| abis.iter().any(|a| a.resolve(n).is_some());
     let allow: Vec<String> = ALLOW.iter().filter(known).map(|s| s.to_string()).collect();
@@ -143,15 +153,28 @@ pub fn default_profile() -> LinuxSeccomp {
     rules.push(one(
         "unshare",
         Action::ScmpActAllow,
-        vec![arg(0, Operator::ScmpCmpMaskedEq, CLONE_NS_FLAGS | CLONE_NEWTIME, Some(0))],
+        vec![arg(
+            0,
+            Operator::ScmpCmpMaskedEq,
+            CLONE_NS_FLAGS | CLONE_NEWTIME,
+            Some(0),
+        )],
     ));
     // clone3 passes its flags in memory, out of seccomp's reach.
     let mut clone3 = one("clone3", Action::ScmpActErrno, vec![]);
     clone3.set_errno_ret(Some(libc::ENOSYS as u32));
     rules.push(clone3);
-    rules.push(one("socket", Action::ScmpActAllow, vec![arg(0, Operator::ScmpCmpNe, AF_VSOCK, None)]));
+    rules.push(one(
+        "socket",
+        Action::ScmpActAllow,
+        vec![arg(0, Operator::ScmpCmpNe, AF_VSOCK, None)],
+    ));
     for p in PERSONALITIES {
-        rules.push(one("personality", Action::ScmpActAllow, vec![arg(0, Operator::ScmpCmpEq, p, None)]));
+        rules.push(one(
+            "personality",
+            Action::ScmpActAllow,
+            vec![arg(0, Operator::ScmpCmpEq, p, None)],
+        ));
     }
 
     let archs = match arch::native() {

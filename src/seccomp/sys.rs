@@ -5,7 +5,7 @@ use std::io::IoSlice;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::sys::socket::{sendmsg, send, ControlMessage, MsgFlags, UnixAddr};
+use nix::sys::socket::{send, sendmsg, ControlMessage, MsgFlags, UnixAddr};
 
 /// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)`. With `listener` the
 /// kernel returns a new notify fd (flags must include NEW_LISTENER).
@@ -15,7 +15,10 @@ pub fn seccomp_set_mode_filter(
     listener: bool,
 ) -> Result<Option<OwnedFd>, i32> {
     let len = u16::try_from(filter.len()).map_err(|_| libc::EINVAL)?;
-    let prog = libc::sock_fprog { len, filter: filter.as_ptr().cast_mut() };
+    let prog = libc::sock_fprog {
+        len,
+        filter: filter.as_ptr().cast_mut(),
+    };
     // SAFETY: `prog` points to `filter`, which outlives the call; the kernel
     // only reads (and copies) the program. No memory is handed over.
     let r = unsafe {

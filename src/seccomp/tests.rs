@@ -36,7 +36,11 @@ fn wait(pid: libc::pid_t) -> Outcome {
         if r == pid {
             break;
         }
-        assert_eq!(nix::errno::Errno::last(), nix::errno::Errno::EINTR, "waitpid");
+        assert_eq!(
+            nix::errno::Errno::last(),
+            nix::errno::Errno::EINTR,
+            "waitpid"
+        );
     }
     if libc::WIFEXITED(status) {
         Outcome::Exit(libc::WEXITSTATUS(status))
@@ -90,14 +94,19 @@ const EXIT_NAMES: [&str; 2] = ["exit", "exit_group"];
 
 /// A profile: default ALLOW with one rule on getppid.
 fn one_rule(rule: serde_json::Value) -> Program {
-    compile(&profile(json!({ "defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule] }))).unwrap()
+    compile(&profile(
+        json!({ "defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule] }),
+    ))
+    .unwrap()
 }
 
 // ---------------------------------------------------------------- actions
 
 #[test]
 fn errno_rule_returns_configured_errno() {
-    let p = one_rule(json!({"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EXDEV}));
+    let p = one_rule(
+        json!({"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EXDEV}),
+    );
     let out = in_child(&p, |_| match getppid_with([0; 6]) {
         Err(libc::EXDEV) => 0,
         _ => 1,
@@ -105,7 +114,10 @@ fn errno_rule_returns_configured_errno() {
     assert_eq!(out, Outcome::Exit(0));
     // ERRNO without errnoRet: EPERM
     let p = one_rule(json!({"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}));
-    assert_eq!(in_child(&p, |_| (getppid_with([0; 6]) != Err(libc::EPERM)) as i32), Outcome::Exit(0));
+    assert_eq!(
+        in_child(&p, |_| (getppid_with([0; 6]) != Err(libc::EPERM)) as i32),
+        Outcome::Exit(0)
+    );
 }
 
 #[test]
@@ -133,15 +145,26 @@ fn default_action_applies_to_unlisted_syscalls() {
 #[test]
 fn kill_process_kills_with_sigsys() {
     let p = one_rule(json!({"names": ["getppid"], "action": "SCMP_ACT_KILL_PROCESS"}));
-    assert_eq!(in_child(&p, |_| getppid_with([0; 6]).is_ok() as i32 + 10), Outcome::Signal(SIGSYS));
+    assert_eq!(
+        in_child(&p, |_| getppid_with([0; 6]).is_ok() as i32 + 10),
+        Outcome::Signal(SIGSYS)
+    );
 }
 
 #[test]
 fn kill_and_kill_thread_kill_the_single_thread() {
     for action in ["SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD"] {
         let p = one_rule(json!({"names": ["getppid"], "action": action}));
-        assert_eq!(in_child(&p, |_| 10), Outcome::Exit(10), "{action}: other syscalls pass");
-        assert_eq!(in_child(&p, |_| getppid_with([0; 6]).is_ok() as i32 + 10), Outcome::Signal(SIGSYS), "{action}");
+        assert_eq!(
+            in_child(&p, |_| 10),
+            Outcome::Exit(10),
+            "{action}: other syscalls pass"
+        );
+        assert_eq!(
+            in_child(&p, |_| getppid_with([0; 6]).is_ok() as i32 + 10),
+            Outcome::Signal(SIGSYS),
+            "{action}"
+        );
     }
 }
 
@@ -155,7 +178,10 @@ extern "C" fn on_sigsys(sig: libc::c_int) {
 fn trap_delivers_sigsys() {
     let p = one_rule(json!({"names": ["getppid"], "action": "SCMP_ACT_TRAP"}));
     // no handler: SIGSYS terminates
-    assert_eq!(in_child(&p, |_| getppid_with([0; 6]).is_ok() as i32 + 10), Outcome::Signal(SIGSYS));
+    assert_eq!(
+        in_child(&p, |_| getppid_with([0; 6]).is_ok() as i32 + 10),
+        Outcome::Signal(SIGSYS)
+    );
     // with a handler: it runs and the syscall is skipped
     let out = in_child(&p, |_| {
         // SAFETY: installing a handler that only stores to an atomic.
@@ -178,7 +204,11 @@ fn log_and_allow_pass() {
             "syscalls": [{"names": ["getppid", "exit", "exit_group"], "action": action}]
         })))
         .unwrap();
-        assert_eq!(in_child(&p, |_| (getppid_with([0; 6]) != Ok(ppid)) as i32), Outcome::Exit(0), "{action}");
+        assert_eq!(
+            in_child(&p, |_| (getppid_with([0; 6]) != Ok(ppid)) as i32),
+            Outcome::Exit(0),
+            "{action}"
+        );
     }
 }
 
@@ -223,8 +253,14 @@ fn most_restrictive_matching_rule_wins() {
     })))
     .unwrap();
     let nr = libc::SYS_getppid as u32;
-    assert_eq!(interp::run(&p.filter, native_audit(), nr, [1, 0, 0, 0, 0, 0]), bpf::RET_ERRNO | 5);
-    assert_eq!(interp::run(&p.filter, native_audit(), nr, [2, 0, 0, 0, 0, 0]), bpf::RET_LOG);
+    assert_eq!(
+        interp::run(&p.filter, native_audit(), nr, [1, 0, 0, 0, 0, 0]),
+        bpf::RET_ERRNO | 5
+    );
+    assert_eq!(
+        interp::run(&p.filter, native_audit(), nr, [2, 0, 0, 0, 0, 0]),
+        bpf::RET_LOG
+    );
 }
 
 #[test]
@@ -238,9 +274,14 @@ fn seccomp_flags_are_honoured() {
     .unwrap();
     assert_eq!(
         p.flags,
-        libc::SECCOMP_FILTER_FLAG_TSYNC | libc::SECCOMP_FILTER_FLAG_LOG | libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
+        libc::SECCOMP_FILTER_FLAG_TSYNC
+            | libc::SECCOMP_FILTER_FLAG_LOG
+            | libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
     );
-    assert_eq!(in_child(&p, |_| (getppid_with([0; 6]) != Err(libc::EPERM)) as i32), Outcome::Exit(0));
+    assert_eq!(
+        in_child(&p, |_| (getppid_with([0; 6]) != Err(libc::EPERM)) as i32),
+        Outcome::Exit(0)
+    );
     // with NOTIFY: NEW_LISTENER, TSYNC_ESRCH (required with TSYNC) and WAIT_KILLABLE_RECV
     let p = compile(&profile(json!({
         "defaultAction": "SCMP_ACT_ALLOW",
@@ -268,8 +309,10 @@ fn native_audit() -> u32 {
 #[test]
 fn masked_eq_has_libseccomp_semantics() {
     // OCI: value = mask, valueTwo = datum; matches when (arg & mask) == datum
-    let p = one_rule(json!({"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EXDEV,
-        "args": [{"index": 1, "value": 0xf0, "valueTwo": 0x30, "op": "SCMP_CMP_MASKED_EQ"}]}));
+    let p = one_rule(
+        json!({"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EXDEV,
+        "args": [{"index": 1, "value": 0xf0, "valueTwo": 0x30, "op": "SCMP_CMP_MASKED_EQ"}]}),
+    );
     let out = in_child(&p, |_| {
         if getppid_with([0, 0x35, 0, 0, 0, 0]) != Err(libc::EXDEV) {
             return 1;
@@ -290,15 +333,33 @@ fn masked_eq_has_libseccomp_semantics() {
     let p = one_rule(json!({"names": ["getppid"], "action": "SCMP_ACT_ERRNO",
         "args": [{"index": 0, "value": 0xffff_0000_0000_0000u64, "valueTwo": 0x1234_0000_0000_0000u64, "op": "SCMP_CMP_MASKED_EQ"}]}));
     let nr = libc::SYS_getppid as u32;
-    assert_eq!(interp::run(&p.filter, native_audit(), nr, [0x1234_0000_dead_beef, 0, 0, 0, 0, 0]), bpf::RET_ERRNO | 1);
-    assert_eq!(interp::run(&p.filter, native_audit(), nr, [0x1235_0000_0000_0000, 0, 0, 0, 0, 0]), bpf::RET_ALLOW);
+    assert_eq!(
+        interp::run(
+            &p.filter,
+            native_audit(),
+            nr,
+            [0x1234_0000_dead_beef, 0, 0, 0, 0, 0]
+        ),
+        bpf::RET_ERRNO | 1
+    );
+    assert_eq!(
+        interp::run(
+            &p.filter,
+            native_audit(),
+            nr,
+            [0x1235_0000_0000_0000, 0, 0, 0, 0, 0]
+        ),
+        bpf::RET_ALLOW
+    );
 }
 
 #[test]
 fn several_args_are_anded() {
-    let p = one_rule(json!({"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EXDEV,
+    let p = one_rule(
+        json!({"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EXDEV,
         "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
-                 {"index": 2, "value": 2, "op": "SCMP_CMP_EQ"}]}));
+                 {"index": 2, "value": 2, "op": "SCMP_CMP_EQ"}]}),
+    );
     let out = in_child(&p, |_| {
         if getppid_with([1, 0, 2, 0, 0, 0]) != Err(libc::EXDEV) {
             return 1;
@@ -313,11 +374,15 @@ fn several_args_are_anded() {
 
 #[test]
 fn repeated_index_is_ored() {
-    let p = one_rule(json!({"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EXDEV,
+    let p = one_rule(
+        json!({"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EXDEV,
         "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
-                 {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]}));
+                 {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]}),
+    );
     let out = in_child(&p, |_| {
-        if getppid_with([1, 0, 0, 0, 0, 0]) != Err(libc::EXDEV) || getppid_with([2, 0, 0, 0, 0, 0]) != Err(libc::EXDEV) {
+        if getppid_with([1, 0, 0, 0, 0, 0]) != Err(libc::EXDEV)
+            || getppid_with([2, 0, 0, 0, 0, 0]) != Err(libc::EXDEV)
+        {
             return 1;
         }
         if getppid_with([3, 0, 0, 0, 0, 0]).is_err() {
@@ -333,10 +398,28 @@ fn repeated_index_is_ored() {
 #[test]
 fn all_operators_match_reference_semantics() {
     let samples: [u64; 12] = [
-        0, 1, 2, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff, 0x1_0000_0000, 0x1_0000_0001,
-        0x2_0000_0000, 0x8000_0000_0000_0000, u64::MAX - 1, u64::MAX,
+        0,
+        1,
+        2,
+        0x7fff_ffff,
+        0x8000_0000,
+        0xffff_ffff,
+        0x1_0000_0000,
+        0x1_0000_0001,
+        0x2_0000_0000,
+        0x8000_0000_0000_0000,
+        u64::MAX - 1,
+        u64::MAX,
     ];
-    let ops = ["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"];
+    let ops = [
+        "SCMP_CMP_NE",
+        "SCMP_CMP_LT",
+        "SCMP_CMP_LE",
+        "SCMP_CMP_EQ",
+        "SCMP_CMP_GE",
+        "SCMP_CMP_GT",
+        "SCMP_CMP_MASKED_EQ",
+    ];
     let reference = |op: &str, arg: u64, v: u64, v2: u64| match op {
         "SCMP_CMP_NE" => arg != v,
         "SCMP_CMP_LT" => arg < v,
@@ -358,13 +441,21 @@ fn all_operators_match_reference_semantics() {
             })))
             .unwrap();
             for &arg in &samples {
-                let want = if reference(op, arg, v, v2) { bpf::RET_ERRNO | 1 } else { bpf::RET_ALLOW };
+                let want = if reference(op, arg, v, v2) {
+                    bpf::RET_ERRNO | 1
+                } else {
+                    bpf::RET_ALLOW
+                };
                 let got = interp::run(&p.filter, native_audit(), nr, [0, 0, 0, arg, 0, 0]);
                 assert_eq!(got, want, "{op} arg={arg:#x} value={v:#x}");
                 #[cfg(target_arch = "x86_64")]
                 {
                     let (a, b, b2) = (arg as u32 as u64, v as u32 as u64, v2 as u32 as u64);
-                    let want = if reference(op, a, b, b2) { bpf::RET_ERRNO | 1 } else { bpf::RET_ALLOW };
+                    let want = if reference(op, a, b, b2) {
+                        bpf::RET_ERRNO | 1
+                    } else {
+                        bpf::RET_ALLOW
+                    };
                     let got = interp::run(&p.filter, AUDIT_I386, 64, [0, 0, 0, arg, 0, 0]);
                     assert_eq!(got, want, "i386 {op} arg={arg:#x} value={v:#x}");
                 }
@@ -384,22 +475,37 @@ fn arg_index_6_is_refused_naming_the_field() {
     })))
     .unwrap_err()
     .to_string();
-    assert_eq!(err, "linux.seccomp.syscalls[1].args[0].index: 6 is out of range (0-5)");
+    assert_eq!(
+        err,
+        "linux.seccomp.syscalls[1].args[0].index: 6 is out of range (0-5)"
+    );
 }
 
 #[test]
 fn other_profile_errors_name_their_field() {
     let cases = [
-        (json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 70000}), "linux.seccomp.defaultErrnoRet: 70000"),
-        (json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/x"}), "linux.seccomp.defaultAction: "),
-        (json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/x",
+        (
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 70000}),
+            "linux.seccomp.defaultErrnoRet: 70000",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/x"}),
+            "linux.seccomp.defaultAction: ",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/x",
                 "syscalls": [{"names": ["getpid", "write"], "action": "SCMP_ACT_NOTIFY"}]}),
-         "linux.seccomp.syscalls[0].names[1]: SCMP_ACT_NOTIFY cannot be used for \"write\""),
-        (json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "linux.seccomp.syscalls[0].names[1]: SCMP_ACT_NOTIFY cannot be used for \"write\"",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
                 "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_NOTIFY"}]}),
-         "linux.seccomp.listenerPath: required"),
-        (json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": [], "action": "SCMP_ACT_ERRNO"}]}),
-         "linux.seccomp.syscalls[0].names: "),
+            "linux.seccomp.listenerPath: required",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": [], "action": "SCMP_ACT_ERRNO"}]}),
+            "linux.seccomp.syscalls[0].names: ",
+        ),
     ];
     for (p, want) in cases {
         let err = compile(&profile(p)).unwrap_err().to_string();
@@ -411,8 +517,13 @@ fn other_profile_errors_name_their_field() {
 
 #[test]
 fn unknown_syscall_name_is_skipped() {
-    let p = one_rule(json!({"names": ["no_such_syscall_in_any_table", "getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EXDEV}));
-    assert_eq!(in_child(&p, |_| (getppid_with([0; 6]) != Err(libc::EXDEV)) as i32), Outcome::Exit(0));
+    let p = one_rule(
+        json!({"names": ["no_such_syscall_in_any_table", "getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EXDEV}),
+    );
+    assert_eq!(
+        in_child(&p, |_| (getppid_with([0; 6]) != Err(libc::EXDEV)) as i32),
+        Outcome::Exit(0)
+    );
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -421,17 +532,33 @@ fn x32_syscalls_are_blocked_unless_listed() {
     let p = one_rule(json!({"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}));
     let x32_getpid = (arch::X32_SYSCALL_BIT | libc::SYS_getpid as u32) as libc::c_long;
     // default ALLOW: the x32 call is killed, not run
-    assert_eq!(in_child(&p, |_| { let _ = raw(x32_getpid, [0; 6]); 10 }), Outcome::Signal(SIGSYS));
+    assert_eq!(
+        in_child(&p, |_| {
+            let _ = raw(x32_getpid, [0; 6]);
+            10
+        }),
+        Outcome::Signal(SIGSYS)
+    );
     // nr -1 (what ptrace sets to skip a call) is not an x32 call
-    assert_eq!(interp::run(&p.filter, AUDIT_NATIVE, u32::MAX, [0; 6]), bpf::RET_ALLOW);
+    assert_eq!(
+        interp::run(&p.filter, AUDIT_NATIVE, u32::MAX, [0; 6]),
+        bpf::RET_ALLOW
+    );
     // default ERRNO: the default errno
-    let p = compile(&profile(json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 13,
-        "syscalls": [{"names": EXIT_NAMES, "action": "SCMP_ACT_ALLOW"}]}))).unwrap();
-    assert_eq!(in_child(&p, |_| (raw(x32_getpid, [0; 6]) != Err(13)) as i32), Outcome::Exit(0));
+    let p = compile(&profile(
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 13,
+        "syscalls": [{"names": EXIT_NAMES, "action": "SCMP_ACT_ALLOW"}]}),
+    ))
+    .unwrap();
+    assert_eq!(
+        in_child(&p, |_| (raw(x32_getpid, [0; 6]) != Err(13)) as i32),
+        Outcome::Exit(0)
+    );
     // listed: checked against x32 numbers
     let p = compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW",
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X32"],
-        "syscalls": [{"names": ["getpid", "execve"], "action": "SCMP_ACT_ERRNO"}]}))).unwrap();
+        "syscalls": [{"names": ["getpid", "execve"], "action": "SCMP_ACT_ERRNO"}]})))
+    .unwrap();
     let x32 = |nr: u32| interp::run(&p.filter, AUDIT_NATIVE, arch::X32_SYSCALL_BIT | nr, [0; 6]);
     assert_eq!(x32(libc::SYS_getpid as u32), bpf::RET_ERRNO | 1);
     assert_eq!(x32(520), bpf::RET_ERRNO | 1); // x32 execve
@@ -444,22 +571,48 @@ fn i386_syscalls_cannot_bypass_the_filter() {
     const I386_GETPID: u32 = 20;
     let rules = json!([{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}]);
     // not listed: default action for every i386 call
-    let p = compile(&profile(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": rules}))).unwrap();
-    assert_eq!(interp::run(&p.filter, AUDIT_I386, I386_GETPID, [0; 6]), bpf::RET_ERRNO | 1);
+    let p = compile(&profile(
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": rules}),
+    ))
+    .unwrap();
+    assert_eq!(
+        interp::run(&p.filter, AUDIT_I386, I386_GETPID, [0; 6]),
+        bpf::RET_ERRNO | 1
+    );
     // default ALLOW + not listed: killed (libseccomp's bad-arch action)
     let p = compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW",
-        "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO"}]}))).unwrap();
-    assert_eq!(interp::run(&p.filter, AUDIT_I386, I386_GETPID, [0; 6]), bpf::RET_KILL_PROCESS);
+        "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO"}]})))
+    .unwrap();
+    assert_eq!(
+        interp::run(&p.filter, AUDIT_I386, I386_GETPID, [0; 6]),
+        bpf::RET_KILL_PROCESS
+    );
     // listed: i386 numbers are checked (20 is getpid on i386, 10 unlink, 39 mkdir)
     let p = compile(&profile(json!({"defaultAction": "SCMP_ACT_ERRNO",
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"], "syscalls": rules}))).unwrap();
-    assert_eq!(interp::run(&p.filter, AUDIT_I386, I386_GETPID, [0; 6]), bpf::RET_ALLOW);
-    assert_eq!(interp::run(&p.filter, AUDIT_I386, 10, [0; 6]), bpf::RET_ERRNO | 1);
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"], "syscalls": rules})))
+    .unwrap();
+    assert_eq!(
+        interp::run(&p.filter, AUDIT_I386, I386_GETPID, [0; 6]),
+        bpf::RET_ALLOW
+    );
+    assert_eq!(
+        interp::run(&p.filter, AUDIT_I386, 10, [0; 6]),
+        bpf::RET_ERRNO | 1
+    );
     // ENOSYS guard per ABI: 39 is above i386 getpid but is x86_64 getpid
-    assert_eq!(interp::run(&p.filter, AUDIT_I386, 39, [0; 6]), bpf::RET_ERRNO | libc::ENOSYS as u32);
-    assert_eq!(interp::run(&p.filter, AUDIT_NATIVE, 39, [0; 6]), bpf::RET_ALLOW);
+    assert_eq!(
+        interp::run(&p.filter, AUDIT_I386, 39, [0; 6]),
+        bpf::RET_ERRNO | libc::ENOSYS as u32
+    );
+    assert_eq!(
+        interp::run(&p.filter, AUDIT_NATIVE, 39, [0; 6]),
+        bpf::RET_ALLOW
+    );
     // an arch this machine cannot produce: the bad-arch action
-    assert_eq!(interp::run(&p.filter, 0xc000_00b7, 172, [0; 6]), bpf::RET_ERRNO | 1);
+    assert_eq!(
+        interp::run(&p.filter, 0xc000_00b7, 172, [0; 6]),
+        bpf::RET_ERRNO | 1
+    );
 }
 
 /// The real thing: `int 0x80` from a 64-bit process enters the i386 ABI.
@@ -468,14 +621,18 @@ fn i386_syscalls_cannot_bypass_the_filter() {
 fn i386_int80_is_filtered_by_the_kernel() {
     fn int80_getpid() -> i64 {
         let mut ret: i64 = 20; // i386 getpid
-        // SAFETY: i386 getpid takes no arguments and touches no memory; int 0x80
-        // clobbers only eax (and the flags, which asm! assumes clobbered).
+                               // SAFETY: i386 getpid takes no arguments and touches no memory; int 0x80
+                               // clobbers only eax (and the flags, which asm! assumes clobbered).
         unsafe { std::arch::asm!("int 0x80", inout("rax") ret, options(nostack)) };
         ret as i32 as i64
     }
-    let allow_getpid = json!([{"names": ["getpid", "exit", "exit_group"], "action": "SCMP_ACT_ALLOW"}]);
+    let allow_getpid =
+        json!([{"names": ["getpid", "exit", "exit_group"], "action": "SCMP_ACT_ALLOW"}]);
     let both = json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]);
-    let none = compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": both}))).unwrap();
+    let none = compile(&profile(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": both}),
+    ))
+    .unwrap();
     let probe = in_child(&none, |_| (int80_getpid() <= 0) as i32);
     if probe != Outcome::Exit(0) {
         eprintln!("skipping: no ia32 emulation here (int 0x80 probe: {probe:?})");
@@ -483,17 +640,39 @@ fn i386_int80_is_filtered_by_the_kernel() {
     }
     // not listed, default ALLOW: the bad-arch action kills
     let p = compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW"}))).unwrap();
-    assert_eq!(in_child(&p, |_| { int80_getpid(); 10 }), Outcome::Signal(SIGSYS));
+    assert_eq!(
+        in_child(&p, |_| {
+            int80_getpid();
+            10
+        }),
+        Outcome::Signal(SIGSYS)
+    );
     // not listed, default ERRNO: the default errno
-    let p = compile(&profile(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": allow_getpid}))).unwrap();
-    assert_eq!(in_child(&p, |_| (int80_getpid() != -(libc::EPERM as i64)) as i32), Outcome::Exit(0));
+    let p = compile(&profile(
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": allow_getpid}),
+    ))
+    .unwrap();
+    assert_eq!(
+        in_child(&p, |_| (int80_getpid() != -(libc::EPERM as i64)) as i32),
+        Outcome::Exit(0)
+    );
     let p = compile(&profile(json!({"defaultAction": "SCMP_ACT_ERRNO",
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"], "syscalls": allow_getpid}))).unwrap();
-    assert_eq!(in_child(&p, |_| (int80_getpid() <= 0) as i32), Outcome::Exit(0));
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"], "syscalls": allow_getpid})))
+    .unwrap();
+    assert_eq!(
+        in_child(&p, |_| (int80_getpid() <= 0) as i32),
+        Outcome::Exit(0)
+    );
     // listed, deny rule on getpid: the i386 number (20) is denied too
-    let p = compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": both,
-        "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EXDEV}]}))).unwrap();
-    assert_eq!(in_child(&p, |_| (int80_getpid() != -(libc::EXDEV as i64)) as i32), Outcome::Exit(0));
+    let p = compile(&profile(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": both,
+        "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EXDEV}]}),
+    ))
+    .unwrap();
+    assert_eq!(
+        in_child(&p, |_| (int80_getpid() != -(libc::EXDEV as i64)) as i32),
+        Outcome::Exit(0)
+    );
 }
 
 #[test]
@@ -518,20 +697,38 @@ fn enosys_for_syscalls_newer_than_the_profile() {
     assert_eq!(out, Outcome::Exit(0));
     // never with a permissive default
     let p = one_rule(json!({"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}));
-    assert_eq!(interp::run(&p.filter, native_audit(), 1000, [0; 6]), bpf::RET_ALLOW);
+    assert_eq!(
+        interp::run(&p.filter, native_audit(), 1000, [0; 6]),
+        bpf::RET_ALLOW
+    );
     // a name in a rule with the default action still counts as known
-    let p = compile(&profile(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+    let p = compile(&profile(
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
         {"names": ["exit_group"], "action": "SCMP_ACT_ALLOW"},
-        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO"}]}))).unwrap();
-    assert_eq!(interp::run(&p.filter, native_audit(), libc::SYS_clone3 as u32, [0; 6]), bpf::RET_ERRNO | 1);
-    assert_eq!(interp::run(&p.filter, native_audit(), 1000, [0; 6]), bpf::RET_ERRNO | libc::ENOSYS as u32);
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO"}]}),
+    ))
+    .unwrap();
+    assert_eq!(
+        interp::run(&p.filter, native_audit(), libc::SYS_clone3 as u32, [0; 6]),
+        bpf::RET_ERRNO | 1
+    );
+    assert_eq!(
+        interp::run(&p.filter, native_audit(), 1000, [0; 6]),
+        bpf::RET_ERRNO | libc::ENOSYS as u32
+    );
 }
 
 // ---------------------------------------------------------------- notify
 
 fn socketpair() -> (OwnedFd, OwnedFd) {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).unwrap()
+    socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .unwrap()
 }
 
 /// Receive the agent message: (JSON, fd).
@@ -540,7 +737,8 @@ fn recv_listener(sock: RawFd) -> (serde_json::Value, OwnedFd) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<UnixAddr>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC).unwrap();
+    let msg =
+        recvmsg::<UnixAddr>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC).unwrap();
     let mut fd = None;
     for c in msg.cmsgs().unwrap() {
         if let ControlMessageOwned::ScmRights(fds) = c {
@@ -580,7 +778,12 @@ fn answer(listener: RawFd, val: i64, errno: i32) -> i32 {
     // SAFETY: NOTIF_RECV fills `req`, a properly sized and aligned struct.
     let r = unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) };
     assert_eq!(r, 0, "NOTIF_RECV: {}", std::io::Error::last_os_error());
-    let mut resp = libc::seccomp_notif_resp { id: req.id, val, error: -errno, flags: 0 };
+    let mut resp = libc::seccomp_notif_resp {
+        id: req.id,
+        val,
+        error: -errno,
+        flags: 0,
+    };
     // SAFETY: NOTIF_SEND reads `resp`, a properly sized and aligned struct.
     let r = unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) };
     assert_eq!(r, 0, "NOTIF_SEND: {}", std::io::Error::last_os_error());
@@ -597,7 +800,8 @@ fn notify_hands_the_listener_to_an_agent_that_answers() {
     .unwrap();
     assert!(p.needs_listener());
     let (agent, runtime) = socketpair();
-    let state = json!({"ociVersion": "1.2.0", "id": "c1", "status": "creating", "pid": 1, "bundle": "/b"});
+    let state =
+        json!({"ociVersion": "1.2.0", "id": "c1", "status": "creating", "pid": 1, "bundle": "/b"});
     let out = std::thread::scope(|s| {
         let agent_side = s.spawn(|| {
             let (v, listener) = recv_listener(agent.as_raw_fd());
@@ -608,7 +812,14 @@ fn notify_hands_the_listener_to_an_agent_that_answers() {
         });
         let out = in_child(&p, |listener| {
             let Some(listener) = listener else { return 1 };
-            if send_listener(runtime.as_raw_fd(), "agent-meta", &state, listener.as_raw_fd()).is_err() {
+            if send_listener(
+                runtime.as_raw_fd(),
+                "agent-meta",
+                &state,
+                listener.as_raw_fd(),
+            )
+            .is_err()
+            {
                 return 2;
             }
             drop(listener);
@@ -675,19 +886,31 @@ fn default_profile_runs_a_shell_and_blocks_escapes() {
         if raw(libc::SYS_clone3, [0; 6]) != Err(libc::ENOSYS) {
             return 8; // libc falls back to clone
         }
-        if raw(libc::SYS_socket, [libc::AF_VSOCK as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0]) != Err(libc::EPERM) {
+        if raw(
+            libc::SYS_socket,
+            [libc::AF_VSOCK as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0],
+        ) != Err(libc::EPERM)
+        {
             return 9;
         }
         if raw(libc::SYS_personality, [0xffff_ffff, 0, 0, 0, 0, 0]).is_err() {
             return 10;
         }
-        if raw(libc::SYS_personality, [libc::ADDR_NO_RANDOMIZE as u64, 0, 0, 0, 0, 0]) != Err(libc::EPERM) {
+        if raw(
+            libc::SYS_personality,
+            [libc::ADDR_NO_RANDOMIZE as u64, 0, 0, 0, 0, 0],
+        ) != Err(libc::EPERM)
+        {
             return 11;
         }
-        if raw(libc::SYS_mount, [0; 6]) != Err(libc::EPERM) || raw(libc::SYS_bpf, [0; 6]) != Err(libc::EPERM) {
+        if raw(libc::SYS_mount, [0; 6]) != Err(libc::EPERM)
+            || raw(libc::SYS_bpf, [0; 6]) != Err(libc::EPERM)
+        {
             return 12;
         }
-        if raw(libc::SYS_setns, [0; 6]) != Err(libc::EPERM) || raw(libc::SYS_pivot_root, [0; 6]) != Err(libc::EPERM) {
+        if raw(libc::SYS_setns, [0; 6]) != Err(libc::EPERM)
+            || raw(libc::SYS_pivot_root, [0; 6]) != Err(libc::EPERM)
+        {
             return 13;
         }
         if raw(1000, [0; 6]) != Err(libc::ENOSYS) {
@@ -698,16 +921,88 @@ fn default_profile_runs_a_shell_and_blocks_escapes() {
     assert_eq!(out, Outcome::Exit(0));
 }
 
+/// A C build and a threaded program under the default profile (when a C
+/// compiler is installed).
+#[test]
+fn default_profile_runs_a_c_build() {
+    if !std::path::Path::new("/usr/bin/cc").exists() {
+        eprintln!("skipping: no /usr/bin/cc");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("stele-seccomp-cc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("t.c");
+    std::fs::write(
+        &src,
+        "#include <pthread.h>\n#include <stdio.h>\n\
+         static void *run(void *a) { return a; }\n\
+         int main(void) { pthread_t t[4]; for (int i = 0; i < 4; i++) pthread_create(&t[i], 0, run, 0);\n\
+         for (int i = 0; i < 4; i++) pthread_join(t[i], 0); puts(\"ok\"); return 0; }\n",
+    )
+    .unwrap();
+    let script = format!(
+        "cd {} && cc -O1 -pthread t.c -o t && ./t > out",
+        dir.display()
+    );
+    let out = in_child(compile_default(), |_| {
+        match std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .status()
+        {
+            Ok(s) if s.success() => 0,
+            Ok(_) => 1,
+            Err(_) => 2,
+        }
+    });
+    let printed = std::fs::read_to_string(dir.join("out")).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out, Outcome::Exit(0));
+    assert_eq!(printed, "ok\n");
+}
+
+#[test]
+fn program_is_clone_and_send() {
+    fn check<T: Clone + Send + Sync + 'static>() {}
+    check::<Program>();
+}
+
 #[test]
 fn default_profile_shape() {
     let d = default_profile();
-    assert_eq!(d.default_action(), oci_spec::runtime::LinuxSeccompAction::ScmpActErrno);
+    assert_eq!(
+        d.default_action(),
+        oci_spec::runtime::LinuxSeccompAction::ScmpActErrno
+    );
     assert_eq!(d.default_errno_ret(), Some(libc::EPERM as u32));
-    let names: Vec<&String> = d.syscalls().as_ref().unwrap().iter().flat_map(|s| s.names()).collect();
-    for must in ["read", "execve", "mmap", "clone", "futex", "rt_sigreturn", "exit_group"] {
+    let names: Vec<&String> = d
+        .syscalls()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s.names())
+        .collect();
+    for must in [
+        "read",
+        "execve",
+        "mmap",
+        "clone",
+        "futex",
+        "rt_sigreturn",
+        "exit_group",
+    ] {
         assert!(names.iter().any(|n| *n == must), "{must} allowed");
     }
-    for never in ["kexec_load", "init_module", "mount", "bpf", "setns", "keyctl", "userfaultfd", "io_uring_setup"] {
+    for never in [
+        "kexec_load",
+        "init_module",
+        "mount",
+        "bpf",
+        "setns",
+        "keyctl",
+        "userfaultfd",
+        "io_uring_setup",
+    ] {
         assert!(!names.iter().any(|n| *n == never), "{never} not allowed");
     }
     // it round-trips through JSON (what `stele spec` would write)
@@ -724,6 +1019,9 @@ fn compile_default_is_cached() {
     let b = compile_default() as *const Program;
     let second = t.elapsed();
     assert_eq!(a, b);
-    assert!(second < Duration::from_millis(1), "second call took {second:?} (first {first:?})");
+    assert!(
+        second < Duration::from_millis(1),
+        "second call took {second:?} (first {first:?})"
+    );
     assert!(compile_default().len() < bpf::MAX_INSNS);
 }
