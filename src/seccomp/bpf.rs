@@ -10,7 +10,7 @@
 //!   ld arch; for each section: jeq AUDIT_ARCH, +0, +1; ja section
 //!   ret bad_arch
 //!   section: ld nr; [x32 split]; [jgt max_nr -> ret ENOSYS]; search tree
-//!   tree leaf: jeq nr -> body; ...; ret default
+//!   tree leaf: nr in lo..=hi -> body; ...; ret default
 //!   body: rules by precedence, each = ANDed arg checks + ret action; ret default
 //! ```
 
@@ -207,37 +207,75 @@ fn section_body(s: &Section, default_ret: u32) -> Result<Vec<sock_filter>, Strin
         out.push(jump(BPF_JGT, max, 0, 1));
         out.push(ret(RET_ERRNO | libc::ENOSYS as u32));
     }
-    let mut groups = Vec::with_capacity(s.rules.len());
+    // Consecutive numbers with the same code share one range check: an
+    // allowlist collapses to a few dozen ranges.
+    let mut ranges: Vec<Range> = Vec::with_capacity(s.rules.len());
     for (&nr, rules) in &s.rules {
-        groups.push((nr, syscall_body(rules, s.is_64bit, default_ret)?));
+        let body = syscall_body(rules, s.is_64bit, default_ret)?;
+        match ranges.last_mut() {
+            Some(r) if r.hi.checked_add(1) == Some(nr) && same_code(&r.body, &body) => r.hi = nr,
+            _ => ranges.push(Range {
+                lo: nr,
+                hi: nr,
+                body,
+            }),
+        }
     }
-    out.extend(tree(&groups, default_ret)?);
+    out.extend(tree(&ranges, default_ret)?);
     Ok(out)
 }
 
-/// Binary search over sorted syscall numbers; leaves compare linearly.
-fn tree(groups: &[(u32, Vec<sock_filter>)], default_ret: u32) -> Result<Vec<sock_filter>, String> {
+/// Syscall numbers `lo..=hi` run `body`.
+struct Range {
+    lo: u32,
+    hi: u32,
+    body: Vec<sock_filter>,
+}
+
+fn same_code(a: &[sock_filter], b: &[sock_filter]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| (x.code, x.jt, x.jf, x.k) == (y.code, y.jt, y.jf, y.k))
+}
+
+/// Binary search over sorted ranges; leaves compare linearly.
+fn tree(ranges: &[Range], default_ret: u32) -> Result<Vec<sock_filter>, String> {
     const LEAF: usize = 4;
-    if groups.len() <= LEAF {
+    if ranges.len() <= LEAF {
         let mut out = Vec::new();
-        for (nr, body) in groups {
-            match u8::try_from(body.len()) {
-                Ok(skip) => out.push(jump(BPF_JEQ, *nr, 0, skip)),
-                Err(_) => {
-                    out.push(jump(BPF_JEQ, *nr, 1, 0));
-                    out.push(ja(body.len())?);
+        for r in ranges {
+            let len = r.body.len();
+            // "nr in lo..=hi, else skip the body"
+            match (
+                r.lo == r.hi,
+                u8::try_from(len).ok().filter(|l| *l < u8::MAX),
+            ) {
+                (true, Some(skip)) => out.push(jump(BPF_JEQ, r.lo, 0, skip)),
+                (false, Some(skip)) => {
+                    out.push(jump(BPF_JGT, r.hi, skip + 1, 0));
+                    out.push(jump(BPF_JGE, r.lo, 0, skip));
+                }
+                (true, None) => {
+                    out.push(jump(BPF_JEQ, r.lo, 1, 0));
+                    out.push(ja(len)?);
+                }
+                (false, None) => {
+                    out.push(jump(BPF_JGT, r.hi, 1, 0));
+                    out.push(jump(BPF_JGE, r.lo, 1, 0));
+                    out.push(ja(len)?);
                 }
             }
-            out.extend_from_slice(body);
+            out.extend_from_slice(&r.body);
         }
         out.push(ret(default_ret));
         return Ok(out);
     }
-    let mid = groups.len() / 2;
-    let left = tree(&groups[..mid], default_ret)?;
-    let right = tree(&groups[mid..], default_ret)?;
+    let mid = ranges.len() / 2;
+    let left = tree(&ranges[..mid], default_ret)?;
+    let right = tree(&ranges[mid..], default_ret)?;
     // nr >= pivot: fall into the `ja` over the left half; else skip it.
-    let mut out = vec![jump(BPF_JGE, groups[mid].0, 0, 1), ja(left.len())?];
+    let mut out = vec![jump(BPF_JGE, ranges[mid].lo, 0, 1), ja(left.len())?];
     out.extend(left);
     out.extend(right);
     Ok(out)

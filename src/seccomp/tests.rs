@@ -1025,3 +1025,37 @@ fn compile_default_is_cached() {
     );
     assert!(compile_default().len() < bpf::MAX_INSNS);
 }
+/// Bodies longer than a conditional jump can skip (255) use `ja`.
+#[test]
+fn long_rule_bodies_and_ranges() {
+    let mut rules: Vec<serde_json::Value> = (0..80u64)
+        .map(|v| {
+            json!({"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1 + v % 100,
+                        "args": [{"index": 0, "value": 1000 + v, "op": "SCMP_CMP_EQ"}]})
+        })
+        .collect();
+    rules.push(json!({"names": ["read", "write", "open", "close", "exit", "exit_group", "getppid"], "action": "SCMP_ACT_ALLOW"}));
+    let p = compile(&profile(
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 99, "syscalls": rules}),
+    ))
+    .unwrap();
+    let nr = libc::SYS_getppid as u32;
+    let run = |nr: u32, a0: u64| interp::run(&p.filter, native_audit(), nr, [a0, 0, 0, 0, 0, 0]);
+    assert_eq!(run(nr, 1000), bpf::RET_ERRNO | 1);
+    assert_eq!(run(nr, 1079), bpf::RET_ERRNO | 80);
+    assert_eq!(run(nr, 5), bpf::RET_ALLOW);
+    for n in 0..=3 {
+        assert_eq!(run(n, 0), bpf::RET_ALLOW, "range 0..=3, nr {n}");
+    }
+    assert_eq!(run(4, 0), bpf::RET_ERRNO | 99);
+    let out = in_child(&p, |_| {
+        match (
+            getppid_with([1042, 0, 0, 0, 0, 0]),
+            getppid_with([7, 0, 0, 0, 0, 0]),
+        ) {
+            (Err(43), Ok(_)) => 0,
+            _ => 1,
+        }
+    });
+    assert_eq!(out, Outcome::Exit(0));
+}
