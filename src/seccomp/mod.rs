@@ -14,6 +14,8 @@
 //!   action would give; no match: `defaultAction`;
 //! - the args of a rule are ANDed; when an index repeats, every arg of that
 //!   rule becomes a rule of its own (ORed), as runc does;
+//! - MASKED_EQ: `(arg & value) == valueTwo` (libseccomp; valueTwo absent = 0);
+//!   32-bit ABIs (i386, arm) compare the low 32 bits of args only;
 //! - rules whose action equals the default are dropped (as runc does) but
 //!   their names still count for the ENOSYS guard;
 //! - ENOSYS guard (default action KILL*/TRAP/ERRNO only): a number above the
@@ -23,11 +25,15 @@
 //!   "bad arch" action: the default action when it denies, KILL_PROCESS when the
 //!   default would run the syscall (libseccomp also kills on a bad arch).
 //!
-//! NOTIFY: the listener fd belongs to the calling process until it is handed
-//! over with [`send_listener`]; a notified syscall made before that would wait
-//! forever for an answer. The runtime therefore must call `send_listener`
-//! right after `install`, and `write` and `sendmsg` cannot be notified
-//! (runc refuses `write` for the same reason).
+//! NOTIFY: the listener fd belongs to the installing process until an agent
+//! holds it; a notified syscall made before that waits for an answer nobody
+//! can give. NOTIFY needs `listenerPath`; the default action cannot be NOTIFY, and `write` and
+//! `sendmsg` cannot be notified (runc refuses `write`: its init reports the fd
+//! number to the parent with it). Between `install` and the hand-over the
+//! caller must make no other syscall the profile may notify: either call
+//! [`send_listener`] at once (sendmsg), or do as runc does: write the fd
+//! number to the parent, which takes the fd with pidfd_getfd(2) and calls
+//! `send_listener` itself (nothing allocated in the child).
 
 mod arch;
 mod bpf;
