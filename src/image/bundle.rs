@@ -1,0 +1,1 @@
+pub const FLAT_TREE_FILE: &str = "rootfs.tree";
