@@ -278,7 +278,7 @@ pub(crate) fn clear_dir(dir: BorrowedFd) -> Result<()> {
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             let sub = openat(dir, &name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)
                 .map_err(|e| Error::os(format!("open {}", show(&name)), e))?;
-            clear_dir(as_fd(&sub))?;
+            clear_dir(std::os::fd::AsFd::as_fd(&sub))?;
             unlinkat(dir, &name, true)?;
         } else {
             unlinkat(dir, &name, false)?;
@@ -287,10 +287,6 @@ pub(crate) fn clear_dir(dir: BorrowedFd) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn as_fd(fd: &OwnedFd) -> BorrowedFd<'_> {
-    use std::os::fd::AsFd;
-    fd.as_fd()
-}
 
 // ---- new mount API ----------------------------------------------------------
 
