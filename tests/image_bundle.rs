@@ -97,14 +97,31 @@ fn overlay_child() {
     let root = std::path::Path::new(&bundle).join("rootfs");
     let mut names = Vec::new();
     for d in ["", "etc", "data"] {
-        let mut l: Vec<String> = std::fs::read_dir(root.join(d)).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let Ok(rd) = std::fs::read_dir(root.join(d)) else { continue };
+        let mut l: Vec<String> = rd.map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         l.sort();
         names.push(format!("{d}:{}", l.join(",")));
     }
     println!("LISTING {}", names.join(" "));
     let w = std::fs::write(root.join("etc/motd"), b"x").unwrap_err();
     println!("WRITE {}", w.raw_os_error().unwrap());
-    println!("MOTD {}", std::fs::read_to_string(root.join("etc/motd")).unwrap());
+    println!("MOTD {}", std::fs::read_to_string(root.join("etc/motd")).unwrap_or_default());
+}
+
+fn mount_in_child(b: &std::path::Path) -> String {
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "overlay_child", "--nocapture", "--test-threads=1"])
+        .env("STELE_OVERLAY_CHILD", b)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&format!("WRITE {}", libc::EROFS)), "{text}");
+    // the child's mount namespace is gone: nothing is mounted on the host
+    assert!(std::fs::read_dir(b.join("rootfs")).unwrap().next().is_none());
+    text
 }
 
 #[test]
@@ -113,15 +130,7 @@ fn overlay_root_mount_merged_view() {
     let (store, _) = image(&s);
     let b = s.join("b");
     create_bundle(&store, "app", &b, &BundleOptions::default()).unwrap();
-    let out = std::process::Command::new("unshare")
-        .args(["-m", "--propagation", "private"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "overlay_child", "--nocapture", "--test-threads=1"])
-        .env("STELE_OVERLAY_CHILD", &b)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let text = mount_in_child(&b);
     let listing = text.split("LISTING ").nth(1).and_then(|r| r.lines().next()).unwrap_or_else(|| panic!("{text}"));
     assert_eq!(
         listing,
@@ -131,5 +140,17 @@ fn overlay_root_mount_merged_view() {
     assert!(text.contains("MOTD top"));
     // the child's mount namespace is gone: nothing is mounted on the host
     assert!(std::fs::read_dir(b.join("rootfs")).unwrap().next().is_none());
+    std::fs::remove_dir_all(&s).unwrap();
+}
+
+#[test]
+fn single_layer_root_mount() {
+    let s = scratch("single-root");
+    let l = single(&s.join("oci"), busybox_layer());
+    let store = Store::open(&s.join("store")).unwrap();
+    let b = s.join("b");
+    create_bundle(&store, &format!("oci:{}", l.dir.display()), &b, &BundleOptions::default()).unwrap();
+    let text = mount_in_child(&b);
+    assert!(text.contains("LISTING :bin,dev,etc,proc,root,sys,tmp etc:group,passwd\n"), "{text}");
     std::fs::remove_dir_all(&s).unwrap();
 }

@@ -344,3 +344,47 @@ pub(crate) fn fsmount(fs: BorrowedFd, attrs: u64) -> Result<OwnedFd> {
     // SAFETY: new fd.
     Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
 }
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// A detached bind mount of `dir` (open_tree OPEN_TREE_CLONE) with `attrs` set.
+pub(crate) fn bind_detached(dir: BorrowedFd, attrs: u64) -> Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let empty = CString::new("").unwrap();
+    // SAFETY: valid C string; AT_EMPTY_PATH clones `dir` itself.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            dir.as_raw_fd(),
+            empty.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint,
+        )
+    };
+    if r < 0 {
+        return Err(Error::os("open_tree", errno()));
+    }
+    // SAFETY: new fd.
+    let fd = unsafe { OwnedFd::from_raw_fd(r as RawFd) };
+    let attr = MountAttr { attr_set: attrs, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    // SAFETY: valid struct of the size we pass.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(Error::os("mount_setattr", errno()));
+    }
+    Ok(fd)
+}

@@ -55,10 +55,17 @@ pub fn layer_dirs(annotations: &HashMap<String, String>) -> Result<Option<Vec<Pa
 /// Build the container's read-only root from the image layers named in the
 /// bundle annotations: an overlay with one `lowerdir+` per layer (passed by
 /// fd, top layer first), no upper dir, mounted detached with
-/// `MOUNT_ATTR_RDONLY|NOSUID|NODEV`. Returns `None` when the bundle has no
+/// `MOUNT_ATTR_RDONLY|NOSUID|NODEV`. A single-layer image is a detached
+/// read-only bind mount of its layer instead (same attributes). Returns `None` when the bundle has no
 /// [`ANN_LAYERS`] annotation (plain rootfs). The caller `move_mount`s the fd.
 pub fn overlay_root_mount(annotations: &HashMap<String, String>) -> Result<Option<OwnedFd>> {
     let Some(dirs) = layer_dirs(annotations)? else { return Ok(None) };
+    let attrs = fs::MOUNT_ATTR_RDONLY | fs::MOUNT_ATTR_NOSUID | fs::MOUNT_ATTR_NODEV;
+    if let [only] = dirs.as_slice() {
+        // Overlay needs two lower layers when it has no upper: bind the one layer.
+        let d = fs::open_dir_path(only)?;
+        return fs::bind_detached(d.as_fd(), attrs).with_ctx(|| format!("bind layer {}", only.display())).map(Some);
+    }
     let fsfd = fs::fsopen("overlay")?;
     fs::fsconfig_string(fsfd.as_fd(), "source", "stele")?;
     // Overlay takes lower layers top-most first.
@@ -75,7 +82,7 @@ pub fn overlay_root_mount(annotations: &HashMap<String, String>) -> Result<Optio
         fs::fsconfig_fd(fsfd.as_fd(), "lowerdir+", fd.as_fd()).with_ctx(|| format!("overlay layer {}", d.display()))?;
     }
     fs::fsconfig_create(fsfd.as_fd()).ctx("create overlay root")?;
-    let m = fs::fsmount(fsfd.as_fd(), fs::MOUNT_ATTR_RDONLY | fs::MOUNT_ATTR_NOSUID | fs::MOUNT_ATTR_NODEV)?;
+    let m = fs::fsmount(fsfd.as_fd(), attrs)?;
     Ok(Some(m))
 }
 

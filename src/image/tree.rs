@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use super::digest::{to_hex, Digest, Hasher, Algorithm};
+use super::digest::{to_hex, Algorithm, Digest, Hasher};
 use super::fs::{self, show};
 use super::unpack::{xattr_policy, XattrPolicy, OPAQUE_XATTR};
 use crate::error::{Context, Error, Result};
@@ -78,7 +78,7 @@ fn record(dir: BorrowedFd, name: &[u8], st: &libc::stat) -> Result<String> {
             let c = fs::cstr(name)?;
             let mut buf = vec![0u8; 4096];
             // SAFETY: buffer pointer and length match.
-            let n = unsafe { libc::readlinkat(dir.as_fd().as_raw_fd_(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+            let n = unsafe { libc::readlinkat(std::os::fd::AsRawFd::as_raw_fd(&dir), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
             if n < 0 {
                 return Err(Error::os(format!("readlink {:?}", show(name)), fs::errno()));
             }
@@ -92,15 +92,6 @@ fn record(dir: BorrowedFd, name: &[u8], st: &libc::stat) -> Result<String> {
     }
     let x = if xattrs.is_empty() { "-".to_string() } else { xattrs.join(",") };
     Ok(format!("{t}\t{:o}\t{}\t{}\t{size}\t{content}\t{x}", st.st_mode & 0o7777, st.st_uid, st.st_gid))
-}
-
-trait RawFdExt {
-    fn as_raw_fd_(&self) -> i32;
-}
-impl RawFdExt for BorrowedFd<'_> {
-    fn as_raw_fd_(&self) -> i32 {
-        std::os::fd::AsRawFd::as_raw_fd(self)
-    }
 }
 
 fn walk(dir: &OwnedFd, prefix: &[u8], out: &mut Tree) -> Result<()> {
