@@ -52,7 +52,10 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
     if spec.process().is_none() {
         bail!("config.json: process: missing");
     }
-    let image_root = crate::image::overlay_root_mount(spec.annotations().as_ref())?;
+    let image_root = match spec.annotations() {
+        Some(a) => crate::image::overlay_root_mount(a)?,
+        None => None,
+    };
     let kind = policy::rootfs_kind(&bundle.rootfs, image_root.is_some());
     policy::check(spec, &bundle.dir, &bundle.rootfs, kind, &g.store)?;
 

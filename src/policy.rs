@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 
 /// Annotation with which a user opts out, for a runc-style mutable rootfs.
 pub const MUTABLE_ROOTFS_ANNOTATION: &str = "dev.stele.mutable-rootfs";
-/// Where images' layers live unless `--store` says otherwise.
-pub const DEFAULT_STORE: &str = "/var/lib/stele";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RootfsKind {

@@ -3,6 +3,7 @@
 //! prints the result the way runc does.
 
 pub mod argv;
+pub mod image;
 
 use clap::{Args, Parser, Subcommand};
 use stele::container::{self, CreateOpts, Globals};
@@ -36,7 +37,7 @@ pub struct Cli {
     #[arg(long, global = true, hide = true)]
     pub criu: Option<String>,
     /// image and layer store
-    #[arg(long, global = true, default_value = stele::policy::DEFAULT_STORE)]
+    #[arg(long, global = true, default_value = stele::image::DEFAULT_STORE)]
     pub store: PathBuf,
     /// print the version
     #[arg(short = 'v', long)]
@@ -156,6 +157,24 @@ pub enum Cmd {
     },
     /// show what this runtime supports (runtime-spec features JSON)
     Features,
+    /// import, list, inspect, verify and remove OCI images in the layer store
+    #[command(subcommand)]
+    Image(image::ImageCmd),
+    /// make OCI bundles from images
+    #[command(subcommand)]
+    Bundle(BundleCmd),
+    /// check that a bundle's root filesystem has not drifted from its image
+    Verify {
+        /// the bundle directory
+        #[arg(short = 'b', long)]
+        bundle: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BundleCmd {
+    /// write DIR/config.json (and DIR/rootfs) from an image
+    Create(image::BundleCreate),
 }
 
 fn print_json_pretty(v: &serde_json::Value) -> Result<()> {
@@ -270,6 +289,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             print_json_pretty(&stele::spec::features())?;
             Ok(0)
         }
+        Cmd::Image(c) => image::run_image(c, &g.store),
+        Cmd::Bundle(BundleCmd::Create(a)) => image::run_bundle_create(a, &g.store),
+        Cmd::Verify { bundle } => image::run_verify_bundle(&bundle),
     }
 }
 

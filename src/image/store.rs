@@ -1,0 +1,411 @@
+//! The layer store. Layout under the store root (default /var/lib/stele):
+//!
+//! ```text
+//! layers/sha256-<diff_id hex>/root/      the layer in overlay form (whiteouts = char 0:0)
+//! layers/sha256-<diff_id hex>/tree.txt   per-path records (see tree.rs)
+//! layers/sha256-<diff_id hex>/layer.json {diff_id, tree_digest, size}
+//! configs/sha256-<hex>                   image config, original bytes
+//! images/<sha256 of name>.json           image records
+//! tmp/                                   staging; renamed into place when complete
+//! lock                                   flock: shared for import/read, exclusive for gc/rm
+//! ```
+//!
+//! Layers are unpacked into `tmp/` and renamed into `layers/` only after every
+//! layer of the image has been verified, so a failed import leaves nothing.
+//! Concurrent imports of the same layer race on the final rename; the loser
+//! discards its copy.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::digest::{self, Algorithm, Digest, HashReader};
+use super::fs;
+use super::source::{self, Compression, ImageRef, LayerBlob, Resolved};
+use super::tree::{self, Drift};
+use super::unpack::{self, BombGuard, Limits};
+use crate::error::{Context, Error, Result};
+
+pub const DEFAULT_STORE: &str = "/var/lib/stele";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LayerRecord {
+    pub diff_id: String,
+    /// Compressed blob digest as imported (informational).
+    pub blob_digest: Option<String>,
+    pub tree_digest: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImageRecord {
+    pub name: String,
+    pub source: String,
+    pub manifest_digest: String,
+    pub config_digest: String,
+    /// Lowest layer first.
+    pub layers: Vec<LayerRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LayerMeta {
+    diff_id: String,
+    tree_digest: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    pub name: Option<String>,
+    pub limits: Limits,
+}
+
+/// Drift found by a verification, per layer directory.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// (layer directory, drift) pairs; empty when everything matches.
+    pub drift: Vec<(PathBuf, Drift)>,
+    /// Layer directories checked.
+    pub checked: Vec<PathBuf>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.drift.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GcReport {
+    pub removed_layers: Vec<String>,
+    pub removed_configs: Vec<String>,
+}
+
+pub struct Store {
+    root: PathBuf,
+}
+
+struct Lock(#[allow(dead_code)] OwnedFd);
+
+impl Lock {
+    fn take(path: &Path, exclusive: bool) -> Result<Lock> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .with_ctx(|| format!("open {}", path.display()))?;
+        let fd = OwnedFd::from(f);
+        let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+        // SAFETY: plain syscall on our fd.
+        if unsafe { libc::flock(fd.as_raw_fd(), op) } < 0 {
+            return Err(Error::os(format!("lock {}", path.display()), fs::errno()));
+        }
+        Ok(Lock(fd))
+    }
+}
+
+/// Staged directories removed on drop unless committed.
+struct Staged(Vec<PathBuf>);
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn unique(prefix: &str) -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    format!("{prefix}-{}-{}-{t}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(unique("tmp"));
+    std::fs::write(&tmp, data).with_ctx(|| format!("write {}", tmp.display()))?;
+    File::open(&tmp).and_then(|f| f.sync_all()).ctx("fsync")?;
+    std::fs::rename(&tmp, path).with_ctx(|| format!("rename {}", path.display()))
+}
+
+/// Unpack one layer blob into `root`, verifying the compressed digest/size
+/// (when known) and the uncompressed diff_id. The error names the blob.
+pub fn unpack_blob(blob: &LayerBlob, diff_id: &Digest, root: &OwnedFd, limits: &Limits) -> Result<()> {
+    let name = blob.digest.as_ref().map(|d| d.to_string()).unwrap_or_else(|| blob.path.display().to_string());
+    let what = format!("layer {name}");
+    let f = File::open(&blob.path).with_ctx(|| format!("{what}: open {}", blob.path.display()))?;
+    let algo = blob.digest.as_ref().map(|d| d.algo).unwrap_or(Algorithm::Sha256);
+    let mut comp = HashReader::new(f, algo, blob.size);
+    let counter = comp.counter();
+    let result: Result<(Digest, u64)> = (|| {
+        let dec: Box<dyn Read + '_> = match blob.compression {
+            Compression::None => Box::new(&mut comp),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut comp)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut comp).ctx("zstd")?),
+        };
+        let ratio = if blob.compression == Compression::None { None } else { Some(counter.clone()) };
+        let mut diff = HashReader::new(BombGuard::new(dec, ratio, limits), diff_id.algo, None);
+        unpack::unpack(&mut diff, root, limits)?;
+        diff.finish().ctx("read layer")
+    })();
+    // Prefer reporting a blob digest mismatch over whatever broke in the middle.
+    let blob_check = comp.finish().ctx("read layer").and_then(|(got, size)| match &blob.digest {
+        Some(d) => digest::check("layer", d, blob.size, &got, size),
+        None => Ok(()),
+    });
+    match (result, blob_check) {
+        (_, Err(e)) => Err(e),
+        (Err(e), Ok(())) => Err(e.context(what)),
+        (Ok((got, _)), Ok(())) if got != *diff_id => {
+            crate::bail!("{what}: diff_id mismatch: config rootfs.diff_ids says {diff_id}, uncompressed content hashes to {got}")
+        }
+        (Ok(_), Ok(())) => Ok(()),
+    }
+}
+
+impl Store {
+    pub fn open(root: &Path) -> Result<Store> {
+        for d in ["layers", "configs", "images", "tmp"] {
+            std::fs::create_dir_all(root.join(d)).with_ctx(|| format!("create store {}", root.display()))?;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).ctx("chmod store")?;
+        Ok(Store { root: root.to_path_buf() })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn lock(&self, exclusive: bool) -> Result<Lock> {
+        Lock::take(&self.root.join("lock"), exclusive)
+    }
+
+    /// Directory of a layer entry (holds `root/`, `tree.txt`, `layer.json`).
+    pub fn layer_entry(&self, diff_id: &str) -> Result<PathBuf> {
+        Ok(self.root.join("layers").join(Digest::parse(diff_id)?.key()))
+    }
+
+    /// The layer tree itself, usable as an overlay lower dir.
+    pub fn layer_dir(&self, diff_id: &str) -> Result<PathBuf> {
+        Ok(self.layer_entry(diff_id)?.join("root"))
+    }
+
+    fn image_path(&self, name: &str) -> PathBuf {
+        self.root.join("images").join(format!("{}.json", Digest::sha256_of(name.as_bytes()).hex))
+    }
+
+    /// Import an image reference (`oci:…`, `oci-archive:…`, `docker-archive:…`).
+    pub fn import(&self, reference: &str, opts: &ImportOptions) -> Result<ImageRecord> {
+        let r = ImageRef::parse(reference)?;
+        let _lock = self.lock(false)?;
+        let mut staged = Staged(Vec::new());
+        let resolved = match &r {
+            ImageRef::Layout { dir, tag, digest } => source::resolve_layout(dir, tag.as_deref(), digest.as_deref())?,
+            ImageRef::OciArchive { file, tag } | ImageRef::DockerArchive { file, tag } => {
+                let x = self.root.join("tmp").join(unique("src"));
+                staged.0.push(x.clone());
+                std::fs::create_dir(&x).ctx("create staging dir")?;
+                source::extract_archive(file, &x, opts.limits.max_bytes)?;
+                if matches!(r, ImageRef::OciArchive { .. }) {
+                    source::resolve_layout(&x, tag.as_deref(), None)?
+                } else {
+                    source::resolve_docker(&x, tag.as_deref())?
+                }
+            }
+        };
+        let name = opts.name.clone().or(resolved.name.clone()).unwrap_or_else(|| reference.to_string());
+        let rec = self.import_resolved(reference, &name, &resolved, &opts.limits, &mut staged)?;
+        Ok(rec)
+    }
+
+    fn import_resolved(&self, reference: &str, name: &str, img: &Resolved, limits: &Limits, staged: &mut Staged) -> Result<ImageRecord> {
+        let cfg: Value = serde_json::from_slice(&img.config).map_err(|e| Error::msg(format!("config {}: {e}", img.config_digest)))?;
+        let diff_ids: Vec<Digest> = cfg
+            .pointer("/rootfs/diff_ids")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Error::msg(format!("config {}: no rootfs.diff_ids", img.config_digest)))?
+            .iter()
+            .map(|v| Digest::parse(v.as_str().unwrap_or("")))
+            .collect::<Result<_>>()
+            .with_ctx(|| format!("config {}", img.config_digest))?;
+        if diff_ids.len() != img.layers.len() {
+            crate::bail!(
+                "config {}: {} diff_ids for {} layers in manifest {}",
+                img.config_digest,
+                diff_ids.len(),
+                img.layers.len(),
+                img.manifest_digest
+            );
+        }
+        let mut layers = Vec::new();
+        let mut to_commit: Vec<(PathBuf, PathBuf)> = Vec::new();
+        let mut done: std::collections::HashMap<Digest, String> = Default::default();
+        for (blob, diff_id) in img.layers.iter().zip(&diff_ids) {
+            let entry = self.root.join("layers").join(diff_id.key());
+            let tree_digest = if let Some(t) = done.get(diff_id) {
+                t.clone()
+            } else if let Ok(m) = std::fs::read(entry.join("layer.json")) {
+                let m: LayerMeta = serde_json::from_slice(&m).map_err(|e| Error::msg(format!("{}: {e}", entry.display())))?;
+                m.tree_digest
+            } else {
+                let tmp = self.root.join("tmp").join(unique("layer"));
+                staged.0.push(tmp.clone());
+                std::fs::create_dir_all(tmp.join("root")).ctx("create staging dir")?;
+                let rootfd = fs::open_dir_path(&tmp.join("root"))?;
+                // A deterministic root (the tar may override it with "./").
+                fs::fchown(rootfd.as_fd(), 0, 0)?;
+                fs::fchmod(rootfd.as_fd(), 0o755)?;
+                unpack_blob(blob, diff_id, &rootfd, limits)?;
+                let t = tree::scan(&rootfd)?;
+                let td = tree::digest(&t).to_string();
+                std::fs::write(tmp.join("tree.txt"), tree::serialize(&t)).ctx("write tree.txt")?;
+                let meta = LayerMeta { diff_id: diff_id.to_string(), tree_digest: td.clone() };
+                std::fs::write(tmp.join("layer.json"), serde_json::to_vec_pretty(&meta).unwrap_or_default()).ctx("write layer.json")?;
+                // SAFETY: plain syscall; flush the layer before it becomes visible.
+                unsafe { libc::syncfs(rootfd.as_raw_fd()) };
+                to_commit.push((tmp, entry));
+                td
+            };
+            done.insert(diff_id.clone(), tree_digest.clone());
+            layers.push(LayerRecord {
+                diff_id: diff_id.to_string(),
+                blob_digest: blob.digest.as_ref().map(|d| d.to_string()),
+                tree_digest,
+            });
+        }
+        // Every layer verified: commit.
+        for (tmp, entry) in to_commit {
+            match std::fs::rename(&tmp, &entry) {
+                Ok(()) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOTEMPTY)) => {
+                    crate::debug!("layer {} imported concurrently; keeping the existing copy", entry.display());
+                }
+                Err(e) => return Err(e).with_ctx(|| format!("commit {}", entry.display())),
+            }
+        }
+        let cpath = self.root.join("configs").join(img.config_digest.key());
+        if !cpath.exists() {
+            write_atomic(&cpath, &img.config)?;
+        }
+        let rec = ImageRecord {
+            name: name.to_string(),
+            source: reference.to_string(),
+            manifest_digest: img.manifest_digest.to_string(),
+            config_digest: img.config_digest.to_string(),
+            layers,
+        };
+        write_atomic(&self.image_path(name), &serde_json::to_vec_pretty(&rec).unwrap_or_default())?;
+        Ok(rec)
+    }
+
+    pub fn list(&self) -> Result<Vec<ImageRecord>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(self.root.join("images")).ctx("read store images")? {
+            let p = e.ctx("read store images")?.path();
+            if p.extension().and_then(|x| x.to_str()) != Some("json") {
+                continue;
+            }
+            let b = std::fs::read(&p).with_ctx(|| format!("read {}", p.display()))?;
+            out.push(serde_json::from_slice(&b).map_err(|e| Error::msg(format!("{}: {e}", p.display())))?);
+        }
+        out.sort_by(|a: &ImageRecord, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    pub fn get(&self, name: &str) -> Result<ImageRecord> {
+        let p = self.image_path(name);
+        let b = match std::fs::read(&p) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::bail!("image {name:?} not found in the store"),
+            Err(e) => return Err(e).with_ctx(|| format!("read {}", p.display())),
+        };
+        serde_json::from_slice(&b).map_err(|e| Error::msg(format!("{}: {e}", p.display())))
+    }
+
+    /// The image config, re-verified against its digest.
+    pub fn config(&self, rec: &ImageRecord) -> Result<Vec<u8>> {
+        let d = Digest::parse(&rec.config_digest)?;
+        let b = std::fs::read(self.root.join("configs").join(d.key())).with_ctx(|| format!("read config {d}"))?;
+        digest::check("config", &d, None, &Digest::of(d.algo, &b), b.len() as u64)?;
+        Ok(b)
+    }
+
+    pub fn remove(&self, name: &str) -> Result<()> {
+        let _l = self.lock(true)?;
+        self.get(name)?;
+        std::fs::remove_file(self.image_path(name)).with_ctx(|| format!("remove image {name}"))
+    }
+
+    /// Remove layers and configs no image refers to, and stale staging dirs.
+    pub fn gc(&self) -> Result<GcReport> {
+        let _l = self.lock(true)?;
+        let mut keep_layers = BTreeSet::new();
+        let mut keep_cfg = BTreeSet::new();
+        for r in self.list()? {
+            keep_cfg.insert(Digest::parse(&r.config_digest)?.key());
+            for l in &r.layers {
+                keep_layers.insert(Digest::parse(&l.diff_id)?.key());
+            }
+        }
+        let mut rep = GcReport::default();
+        for (dir, keep, out) in [
+            ("layers", &keep_layers, &mut rep.removed_layers),
+            ("configs", &keep_cfg, &mut rep.removed_configs),
+        ] {
+            for e in std::fs::read_dir(self.root.join(dir)).ctx("read store")? {
+                let e = e.ctx("read store")?;
+                let n = e.file_name().to_string_lossy().into_owned();
+                if !keep.contains(&n) {
+                    let p = e.path();
+                    if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) }
+                        .with_ctx(|| format!("remove {}", p.display()))?;
+                    out.push(n);
+                }
+            }
+        }
+        // Exclusive lock held: no import is staging right now.
+        for e in std::fs::read_dir(self.root.join("tmp")).ctx("read store tmp")? {
+            let p = e.ctx("read store tmp")?.path();
+            let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+        }
+        Ok(rep)
+    }
+
+    /// Recompute every layer's tree and compare with what was recorded at import.
+    pub fn verify(&self, name: &str) -> Result<Report> {
+        let _l = self.lock(false)?;
+        let rec = self.get(name)?;
+        let mut rep = Report::default();
+        for l in &rec.layers {
+            verify_layer_dir(&self.layer_dir(&l.diff_id)?, Some(&l.tree_digest), &mut rep)?;
+        }
+        Ok(rep)
+    }
+}
+
+/// Verify one store layer directory (`…/layers/<key>/root`) against the
+/// `tree.txt` beside it (and the expected digest, when given).
+pub fn verify_layer_dir(dir: &Path, expected: Option<&str>, rep: &mut Report) -> Result<()> {
+    let entry = dir.parent().ok_or_else(|| Error::msg(format!("{}: not a store layer", dir.display())))?;
+    let recorded = std::fs::read_to_string(entry.join("tree.txt")).with_ctx(|| format!("read {}/tree.txt", entry.display()))?;
+    let recorded = tree::parse(&recorded)?;
+    if let Some(exp) = expected {
+        let d = tree::digest(&recorded).to_string();
+        if d != exp {
+            crate::bail!("{}: recorded tree digest {d} does not match the image record {exp}", entry.display());
+        }
+    }
+    let now = tree::scan_path(dir)?;
+    for d in tree::diff(&recorded, &now) {
+        rep.drift.push((dir.to_path_buf(), d));
+    }
+    rep.checked.push(dir.to_path_buf());
+    Ok(())
+}
