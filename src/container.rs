@@ -69,7 +69,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
     };
 
     if via == StartVia::Fifo {
-        if let Err(e) = nix::unistd::mkfifo(&entry.dir.join(state::FIFO), nix::sys::stat::Mode::from_bits_truncate(0o600)) {
+        if let Err(e) = nix::unistd::mkfifo(&entry.dir.join(state::FIFO), nix::sys::stat::Mode::from_bits_truncate(0o622)) {
             cleanup(entry, None);
             return Err(Error::os("create exec.fifo", e as i32));
         }

@@ -11,12 +11,14 @@
 //!   prestart + createRuntime hooks
 //!   send HooksDone --------------------->  createContainer hooks, pivot_root,
 //!                                          masked/readonly paths, ro root,
-//!                                          rlimits, cwd, resolve args[0]
+//!                                          rlimits, cwd, resolve args[0],
+//!                                          no_new_privs | seccomp (no NNP),
+//!                                          bounding set, user, capabilities
 //!                          <------------- Ready   (or Error "msg")
 //!   create: write state, pid file, exit    wait for start: exec.fifo (create)
 //!   run: send Start -------------------->  or Start on the socket (run);
-//!                                          startContainer hooks, user, caps,
-//!                                          no_new_privs, seccomp, close fds,
+//!                                          startContainer hooks, seccomp
+//!                                          (with NNP), fds >= 3+N cloexec,
 //!                                          execve (the socket is CLOEXEC:
 //!                          <------------- EOF = exec succeeded)
 //! ```
@@ -174,6 +176,17 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
     // Everything the init needs that can fail is computed here, in the parent.
     let caps = CapSets::from_spec(spec.process().as_ref().and_then(|p| p.capabilities().as_ref()))?;
     caps.check_available()?;
+    let seccomp_profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let seccomp = seccomp_profile.map(crate::seccomp::compile).transpose()?;
+    let listener = match (seccomp_profile, &seccomp) {
+        (Some(p), Some(prog)) if prog.needs_listener() => {
+            let path = p.listener_path().as_ref().ok_or_else(|| Error::msg("linux.seccomp.listenerPath: required by SCMP_ACT_NOTIFY"))?;
+            let s = std::os::unix::net::UnixStream::connect(path)
+                .with_ctx(|| format!("linux.seccomp.listenerPath: connect {}", path.display()))?;
+            Some((OwnedFd::from(s), p.listener_metadata().clone().unwrap_or_default()))
+        }
+        _ => None,
+    };
     let fifo_dir = match o.start_via {
         StartVia::Fifo => Some(sys::open_path(o.state_dir, libc::O_PATH | libc::O_DIRECTORY)?),
         StartVia::Socket => None,
@@ -204,6 +217,8 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
                 rootfs: &o.bundle.rootfs,
                 sock: csock.as_raw_fd(),
                 caps: &caps,
+                seccomp: seccomp.as_ref(),
+                listener: listener.as_ref().map(|(fd, m)| (fd.as_raw_fd(), m.as_str())),
                 fifo_dir: fifo_dir.as_ref().map(|f| f.as_raw_fd()),
                 console: o.console_socket.as_ref().map(|f| f.as_raw_fd()),
                 preserve_fds: o.preserve_fds,
@@ -287,6 +302,8 @@ struct InitCtx<'a> {
     rootfs: &'a Path,
     sock: RawFd,
     caps: &'a CapSets,
+    seccomp: Option<&'a crate::seccomp::Program>,
+    listener: Option<(RawFd, &'a str)>,
     fifo_dir: Option<RawFd>,
     console: Option<RawFd>,
     preserve_fds: u32,
@@ -374,6 +391,37 @@ fn init(mut c: InitCtx) -> Result<Never> {
     let args = process.args().clone().unwrap_or_default();
     let exe = find_executable(&args[0], &env)?;
 
+    // Terminal: the pty peer becomes stdio and the controlling terminal.
+    if let Some(peer) = prep.pty_peer.take() {
+        nix::unistd::setsid().ctx("setsid")?;
+        // SAFETY: ioctl on a valid tty fd.
+        if unsafe { libc::ioctl(peer.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
+            return Err(Error::os("set controlling terminal", nix::errno::Errno::last_raw()));
+        }
+        for fd in 0..3 {
+            // SAFETY: dup2 onto stdio.
+            unsafe { libc::dup2(peer.as_raw_fd(), fd) };
+        }
+    }
+
+    // runc's order: no_new_privs; without it, seccomp now (installing needs
+    // CAP_SYS_ADMIN, which we still have); then the bounding set, the user,
+    // the capability sets; with no_new_privs, seccomp last, after start.
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    let state = hook_state(spec, c.id, host_pid, "creating", c.bundle);
+    if nnp {
+        security::set_no_new_privs()?;
+    } else if let Some(p) = c.seccomp {
+        install_seccomp(p, c.listener, &state)?;
+    }
+    c.caps.apply_bounding()?;
+    security::apply_user(process)?;
+    c.caps.apply_sets()?;
+    if c.die_with_parent {
+        // SAFETY: prctl with integer arguments (after setuid, which clears it).
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    }
+
     send(c.sock, MSG_READY, &[])?;
 
     // Wait for `start` (or `run`'s Start).
@@ -388,34 +436,24 @@ fn init(mut c: InitCtx) -> Result<Never> {
     if hooks::has(spec, Kind::StartContainer) {
         hooks::run(spec, Kind::StartContainer, &hook_state(spec, c.id, host_pid, "created", c.bundle))?;
     }
-
-    // Terminal: the pty peer becomes stdio and the controlling terminal.
-    if let Some(peer) = prep.pty_peer.take() {
-        nix::unistd::setsid().ctx("setsid")?;
-        // SAFETY: ioctl on a valid tty fd.
-        if unsafe { libc::ioctl(peer.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
-            return Err(Error::os("set controlling terminal", nix::errno::Errno::last_raw()));
-        }
-        for fd in 0..3 {
-            // SAFETY: dup2 onto stdio.
-            unsafe { libc::dup2(peer.as_raw_fd(), fd) };
-        }
-    }
-
-    // Credentials: bounding set (needs CAP_SETPCAP), user, then the sets.
-    let nnp = process.no_new_privileges().unwrap_or(false);
-    c.caps.apply_bounding()?;
-    security::apply_user(process)?;
-    c.caps.apply_sets()?;
     if nnp {
-        security::set_no_new_privs()?;
-    }
-    if c.die_with_parent {
-        // SAFETY: prctl with integer arguments (after setuid, which clears it).
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+        if let Some(p) = c.seccomp {
+            install_seccomp(p, c.listener, &state)?;
+        }
     }
     drop(prep);
     exec(&exe, &args, &env, 3 + c.preserve_fds, c.sock)
+}
+
+/// Install the filter; hand a notify listener to the agent at listenerPath.
+/// Between here and exec the runtime only makes a few syscalls (the profile
+/// may not notify write/sendmsg, which this needs).
+fn install_seccomp(p: &crate::seccomp::Program, listener: Option<(RawFd, &str)>, state: &serde_json::Value) -> Result<()> {
+    let fd = p.install()?;
+    if let (Some(fd), Some((sock, meta))) = (fd, listener) {
+        crate::seccomp::send_listener(sock, meta, state, fd.as_raw_fd())?;
+    }
+    Ok(())
 }
 
 fn hook_state(spec: &Spec, id: &str, pid: i32, status: &str, bundle: &Path) -> serde_json::Value {

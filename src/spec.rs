@@ -255,6 +255,12 @@ pub fn ns_name(t: LinuxNamespaceType) -> &'static str {
 /// The default config.json written by `stele spec`: runc's default with a
 /// read-only root, stele's hostname and the built-in seccomp profile.
 pub fn default_spec() -> serde_json::Value {
+    let mut v = default_spec_without_seccomp();
+    v["linux"]["seccomp"] = serde_json::to_value(crate::seccomp::default_profile()).unwrap_or_default();
+    v
+}
+
+fn default_spec_without_seccomp() -> serde_json::Value {
     let caps = serde_json::json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     serde_json::json!({
         "ociVersion": "1.0.2-dev",

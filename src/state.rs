@@ -164,7 +164,9 @@ impl Store {
         validate_id(id)?;
         self.ensure_root()?;
         let dir = self.root.join(id);
-        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        // 0711: a container init that already switched to its user opens
+        // exec.fifo relative to this directory.
+        match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 bail!("container with id {id} already exists")
