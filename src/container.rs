@@ -474,3 +474,139 @@ pub fn ps(g: &Globals, id: &str) -> Result<Vec<i32>> {
         None => Ok(vec![]),
     }
 }
+
+/// `exec` options (runc's flags).
+#[derive(Clone, Debug, Default)]
+pub struct ExecOpts {
+    pub process_file: Option<PathBuf>,
+    pub args: Vec<String>,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub tty: bool,
+    pub cwd: Option<String>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
+}
+
+/// The process `exec` runs: `--process FILE` as given, or the container's
+/// own process with runc's flag overrides.
+fn exec_process(st: &State, o: &ExecOpts) -> Result<oci_spec::runtime::Process> {
+    let parse = |v: &[u8], what: &str| -> Result<oci_spec::runtime::Process> {
+        let de = &mut serde_json::Deserializer::from_slice(v);
+        serde_path_to_error::deserialize(de).map_err(|e| Error::msg(format!("{what}: {}: {}", e.path(), e.inner())))
+    };
+    let p = if let Some(f) = &o.process_file {
+        let bytes = std::fs::read(f).with_ctx(|| format!("read process file {}", f.display()))?;
+        parse(&bytes, "process")?
+    } else {
+        let mut v = st.config.get("process").cloned().unwrap_or_else(|| serde_json::json!({}));
+        if o.args.is_empty() {
+            bail!("exec: no command given");
+        }
+        v["args"] = serde_json::json!(o.args);
+        v["terminal"] = serde_json::json!(o.tty);
+        if let Some(c) = &o.cwd {
+            v["cwd"] = serde_json::json!(c);
+        }
+        if !o.env.is_empty() {
+            let mut env: Vec<String> = v["env"].as_array().map(|a| a.iter().filter_map(|e| e.as_str().map(String::from)).collect()).unwrap_or_default();
+            for e in &o.env {
+                let key = e.split('=').next().unwrap_or("");
+                env.retain(|x| x.split('=').next() != Some(key));
+                env.push(e.clone());
+            }
+            v["env"] = serde_json::json!(env);
+        }
+        if let Some(u) = &o.user {
+            let (uid, gid) = match u.split_once(':') {
+                Some((a, b)) => (a, Some(b)),
+                None => (u.as_str(), None),
+            };
+            let uid: u32 = uid.parse().map_err(|_| Error::msg(format!("--user: {u:?} must be UID[:GID] (numbers)")))?;
+            v["user"]["uid"] = serde_json::json!(uid);
+            if let Some(g) = gid {
+                let gid: u32 = g.parse().map_err(|_| Error::msg(format!("--user: {u:?} must be UID[:GID] (numbers)")))?;
+                v["user"]["gid"] = serde_json::json!(gid);
+            }
+        }
+        if !o.additional_gids.is_empty() {
+            v["user"]["additionalGids"] = serde_json::json!(o.additional_gids);
+        }
+        if !o.caps.is_empty() {
+            for set in ["bounding", "effective", "permitted", "ambient", "inheritable"] {
+                let list = v["capabilities"][set].as_array().cloned().unwrap_or_default();
+                let mut list: Vec<serde_json::Value> = list;
+                for c in &o.caps {
+                    let c = if c.starts_with("CAP_") { c.clone() } else { format!("CAP_{}", c.to_ascii_uppercase()) };
+                    if !list.iter().any(|x| x.as_str() == Some(&c)) {
+                        list.push(serde_json::json!(c));
+                    }
+                }
+                v["capabilities"][set] = serde_json::json!(list);
+            }
+        }
+        if o.no_new_privs {
+            v["noNewPrivileges"] = serde_json::json!(true);
+        }
+        parse(&serde_json::to_vec(&v).unwrap_or_default(), "process")?
+    };
+    match p.args() {
+        Some(a) if !a.is_empty() && !a[0].is_empty() => {}
+        _ => bail!("process.args: must name the program to run"),
+    }
+    if !p.cwd().is_absolute() {
+        bail!("process.cwd: {:?} must be an absolute path", p.cwd());
+    }
+    Ok(p)
+}
+
+/// `exec`: run a process in a running container. Foreground: returns its
+/// exit status; `detach`: returns once it runs.
+pub fn exec(g: &Globals, id: &str, o: &ExecOpts) -> Result<i32> {
+    let (st, spec) = {
+        let entry = g.store().open(id)?;
+        let st = entry.load()?;
+        match st.status(&entry.dir) {
+            Status::Stopped => bail!("cannot exec in a stopped container"),
+            Status::Paused if !o.ignore_paused => bail!("cannot exec in a paused container"),
+            _ => {}
+        }
+        let spec = spec_of(&st).ok_or_else(|| Error::msg("container state has no config"))?;
+        (st, spec)
+    };
+    let process = exec_process(&st, o)?;
+    let console = o.console_socket.as_deref().map(connect_console).transpose()?;
+    let set = forwarded_signals();
+    if !o.detach {
+        set.thread_block().ctx("block signals")?;
+    }
+    let sp = process::spawn_exec(process::ExecOpts {
+        id,
+        bundle: &st.bundle,
+        spec: &spec,
+        process: &process,
+        init_pid: st.pid,
+        cgroup: st.cgroup.as_ref(),
+        console_socket: console,
+        preserve_fds: o.preserve_fds,
+    })?;
+    if let Some(p) = &o.pid_file {
+        if let Err(e) = state::write_pid_file(p, sp.pid) {
+            sp.kill_and_reap();
+            return Err(e);
+        }
+    }
+    sp.start()?;
+    if o.detach {
+        return Ok(0);
+    }
+    let code = wait_forwarding(sp.pid, sp.pidfd.as_raw_fd(), &set);
+    let _ = set.thread_unblock();
+    Ok(code)
+}

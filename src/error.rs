@@ -11,6 +11,9 @@ pub enum Error {
     /// An OS error with what was being done when it happened.
     #[error("{ctx}: {}", errno_text(.errno))]
     Os { ctx: String, errno: i32 },
+    /// A failure that must end the process with a specific exit code.
+    #[error("{1}")]
+    Exit(i32, String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -26,7 +29,7 @@ impl Error {
     pub fn errno(&self) -> Option<i32> {
         match self {
             Error::Os { errno, .. } => Some(*errno),
-            Error::Msg(_) => None,
+            Error::Msg(_) | Error::Exit(..) => None,
         }
     }
     /// Prefix the error with more context ("create: <err>").
@@ -34,6 +37,7 @@ impl Error {
         match self {
             Error::Msg(m) => Error::Msg(format!("{ctx}: {m}")),
             Error::Os { ctx: c, errno } => Error::Os { ctx: format!("{ctx}: {c}"), errno },
+            Error::Exit(code, m) => Error::Exit(code, format!("{ctx}: {m}")),
         }
     }
 }

@@ -34,7 +34,11 @@ fn main() {
                 log::error(&msg);
             }
             eprintln!("stele: {msg}");
-            std::process::exit(1);
+            let code = match e {
+                stele::Error::Exit(c, _) => c,
+                _ => 1,
+            };
+            std::process::exit(code);
         }
     }
 }

@@ -383,6 +383,43 @@ fn init(mut c: InitCtx) -> Result<Never> {
         send_fd(console, master.as_raw_fd(), b"/dev/console")?;
     }
 
+    let start_hooks = hook_state(spec, c.id, host_pid, "created", c.bundle);
+    let tail = Tail {
+        process,
+        caps: c.caps,
+        seccomp: c.seccomp,
+        listener: c.listener,
+        state: hook_state(spec, c.id, host_pid, "creating", c.bundle),
+        pty_peer: prep.pty_peer.take(),
+        die_with_parent: c.die_with_parent,
+        preserve_fds: c.preserve_fds,
+        sock: c.sock,
+        fifo_dir: c.fifo_dir,
+        start_hooks: hooks::has(spec, Kind::StartContainer).then_some((spec, start_hooks)),
+    };
+    drop(prep);
+    finish_and_exec(tail)
+}
+
+/// What the last steps of an init or an exec'd process need.
+struct Tail<'a> {
+    process: &'a oci_spec::runtime::Process,
+    caps: &'a CapSets,
+    seccomp: Option<&'a crate::seccomp::Program>,
+    listener: Option<(RawFd, &'a str)>,
+    state: serde_json::Value,
+    pty_peer: Option<OwnedFd>,
+    die_with_parent: bool,
+    preserve_fds: u32,
+    sock: RawFd,
+    fifo_dir: Option<RawFd>,
+    start_hooks: Option<(&'a Spec, serde_json::Value)>,
+}
+
+/// Shared by the init and `exec`: rlimits, cwd, args[0], terminal,
+/// credentials and seccomp in runc's order, Ready, wait for Start, exec.
+fn finish_and_exec(t: Tail) -> Result<Never> {
+    let process = t.process;
     security::apply_rlimits(process)?;
     let cwd = process.cwd();
     nix::unistd::chdir(cwd.as_path()).with_ctx(|| format!("process.cwd: chdir to {:?}", cwd))?;
@@ -392,7 +429,7 @@ fn init(mut c: InitCtx) -> Result<Never> {
     let exe = find_executable(&args[0], &env)?;
 
     // Terminal: the pty peer becomes stdio and the controlling terminal.
-    if let Some(peer) = prep.pty_peer.take() {
+    if let Some(peer) = &t.pty_peer {
         nix::unistd::setsid().ctx("setsid")?;
         // SAFETY: ioctl on a valid tty fd.
         if unsafe { libc::ioctl(peer.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
@@ -403,46 +440,45 @@ fn init(mut c: InitCtx) -> Result<Never> {
             unsafe { libc::dup2(peer.as_raw_fd(), fd) };
         }
     }
+    drop(t.pty_peer);
 
     // runc's order: no_new_privs; without it, seccomp now (installing needs
     // CAP_SYS_ADMIN, which we still have); then the bounding set, the user,
     // the capability sets; with no_new_privs, seccomp last, after start.
     let nnp = process.no_new_privileges().unwrap_or(false);
-    let state = hook_state(spec, c.id, host_pid, "creating", c.bundle);
     if nnp {
         security::set_no_new_privs()?;
-    } else if let Some(p) = c.seccomp {
-        install_seccomp(p, c.listener, &state)?;
+    } else if let Some(p) = t.seccomp {
+        install_seccomp(p, t.listener, &t.state)?;
     }
-    c.caps.apply_bounding()?;
+    t.caps.apply_bounding()?;
     security::apply_user(process)?;
-    c.caps.apply_sets()?;
-    if c.die_with_parent {
+    t.caps.apply_sets()?;
+    if t.die_with_parent {
         // SAFETY: prctl with integer arguments (after setuid, which clears it).
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     }
 
-    send(c.sock, MSG_READY, &[])?;
+    send(t.sock, MSG_READY, &[])?;
 
-    // Wait for `start` (or `run`'s Start).
-    match c.fifo_dir {
+    // Wait for `start` (or `run`'s / `exec`'s Start).
+    match t.fifo_dir {
         Some(dir) => wait_fifo(dir)?,
-        None => match recv(c.sock)? {
+        None => match recv(t.sock)? {
             Some((MSG_START, _)) => {}
             _ => bail!("runtime went away"),
         },
     }
 
-    if hooks::has(spec, Kind::StartContainer) {
-        hooks::run(spec, Kind::StartContainer, &hook_state(spec, c.id, host_pid, "created", c.bundle))?;
+    if let Some((spec, st)) = &t.start_hooks {
+        hooks::run(spec, Kind::StartContainer, st)?;
     }
     if nnp {
-        if let Some(p) = c.seccomp {
-            install_seccomp(p, c.listener, &state)?;
+        if let Some(p) = t.seccomp {
+            install_seccomp(p, t.listener, &t.state)?;
         }
     }
-    drop(prep);
-    exec(&exe, &args, &env, 3 + c.preserve_fds, c.sock)
+    exec(&exe, &args, &env, 3 + t.preserve_fds, t.sock)
 }
 
 /// Install the filter; hand a notify listener to the agent at listenerPath.
@@ -581,4 +617,144 @@ pub fn reset_signals() {
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
+}
+
+// ------------------------------------------------------------------ exec
+
+pub struct ExecOpts<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Path,
+    /// The container's config (namespaces, seccomp).
+    pub spec: &'a Spec,
+    /// The process to run (already merged with the container's defaults).
+    pub process: &'a oci_spec::runtime::Process,
+    pub init_pid: i32,
+    pub cgroup: Option<&'a crate::cgroups::Cgroup>,
+    pub console_socket: Option<OwnedFd>,
+    pub preserve_fds: u32,
+}
+
+fn ns_flags_to_join(spec: &Spec) -> libc::c_int {
+    let mut f = 0;
+    for ns in crate::spec::namespaces(spec) {
+        match ns.typ() {
+            LinuxNamespaceType::Pid | LinuxNamespaceType::User | LinuxNamespaceType::Time => {}
+            t => f |= ns_flag(t),
+        }
+    }
+    f
+}
+
+/// Start a process inside a running container: join its namespaces (by
+/// pidfd, so a recycled pid cannot be joined), its cgroup and its root;
+/// apply the process's credentials and the container's seccomp profile.
+/// Returns once it is ready; `Spawned::start` lets it exec.
+pub fn spawn_exec(mut o: ExecOpts) -> Result<Spawned> {
+    let process = o.process;
+    let caps = CapSets::from_spec(process.capabilities().as_ref())?;
+    caps.check_available()?;
+    let seccomp = o.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).map(crate::seccomp::compile).transpose()?;
+    let init = sys::pidfd_open(o.init_pid).ctx("container init")?;
+    let root = sys::open_path(Path::new(&format!("/proc/{}/root", o.init_pid)), libc::O_PATH | libc::O_DIRECTORY)
+        .ctx("container root")?;
+    let (psock, csock) = socketpair()?;
+    if crate::spec::has_ns(o.spec, LinuxNamespaceType::Pid) {
+        // SAFETY: setns with a pidfd: only our future children enter its pid namespace.
+        if unsafe { libc::setns(init.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
+            return Err(Error::os("join the container's pid namespace", nix::errno::Errno::last_raw()));
+        }
+    }
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && o.console_socket.is_none() {
+        bail!("--tty (process.terminal) needs --console-socket");
+    }
+    match sys::clone3(0, None)? {
+        None => {
+            drop(psock);
+            security::set_dumpable(false);
+            let err = match exec_child(&o, &caps, seccomp.as_ref(), init.as_raw_fd(), root.as_raw_fd(), csock.as_raw_fd()) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            let _ = send(csock.as_raw_fd(), MSG_ERROR, err.to_string().as_bytes());
+            // SAFETY: leave without running the parent's destructors.
+            unsafe { libc::_exit(1) }
+        }
+        Some((pid, pidfd)) => {
+            drop(csock);
+            drop(o.console_socket.take());
+            let sp = Spawned { pid, pidfd, sock: psock };
+            let driven = (|| {
+                if let Some(cg) = o.cgroup {
+                    cg.add_pid(sp.pid)?;
+                }
+                send(sp.sock.as_raw_fd(), MSG_GO, sp.pid.to_string().as_bytes())?;
+                match recv(sp.sock.as_raw_fd())? {
+                    Some((MSG_READY, _)) => Ok(()),
+                    Some((MSG_ERROR, m)) => Err(Error::Msg(String::from_utf8_lossy(&m).into_owned())),
+                    Some((t, _)) => Err(Error::msg(format!("sync socket: unexpected message {t}"))),
+                    None => Err(Error::msg("exec process exited before it was ready")),
+                }
+            })();
+            match driven {
+                Ok(()) => Ok(sp),
+                Err(e) => {
+                    sp.kill_and_reap();
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+fn exec_child(
+    o: &ExecOpts,
+    caps: &CapSets,
+    seccomp: Option<&crate::seccomp::Program>,
+    init: RawFd,
+    root: RawFd,
+    sock: RawFd,
+) -> Result<Never> {
+    let host_pid: i32 = match recv(sock)? {
+        Some((MSG_GO, p)) => String::from_utf8_lossy(&p).parse().unwrap_or(0),
+        _ => bail!("runtime went away"),
+    };
+    let flags = ns_flags_to_join(o.spec);
+    if flags != 0 {
+        // SAFETY: setns with a pidfd and namespace flags.
+        if unsafe { libc::setns(init, flags) } != 0 {
+            return Err(Error::os("join the container's namespaces", nix::errno::Errno::last_raw()));
+        }
+    }
+    // The container's root (also right after --no-pivot, where the mount
+    // namespace's root is not the container's).
+    sys::fchdir(root)?;
+    nix::unistd::chroot(".").ctx("chroot into the container")?;
+    nix::unistd::chdir("/").ctx("chdir /")?;
+
+    let mut pty_peer = None;
+    if o.process.terminal().unwrap_or(false) {
+        let slash = sys::open_path(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY)?;
+        let (master, peer) = rootfs::new_pty(slash.as_raw_fd())?;
+        if let Some(c) = &o.console_socket {
+            send_fd(c.as_raw_fd(), master.as_raw_fd(), b"/dev/pts")?;
+        }
+        pty_peer = Some(peer);
+    }
+    let state = serde_json::json!({
+        "ociVersion": o.spec.version(), "id": o.id, "pid": host_pid, "status": "running", "bundle": o.bundle,
+    });
+    finish_and_exec(Tail {
+        process: o.process,
+        caps,
+        seccomp,
+        listener: None,
+        state,
+        pty_peer,
+        die_with_parent: false,
+        preserve_fds: o.preserve_fds,
+        sock,
+        fifo_dir: None,
+        start_hooks: None,
+    })
 }

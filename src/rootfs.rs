@@ -433,6 +433,15 @@ fn create_default_devices(root: RawFd, _devnull: RawFd) -> Result<()> {
 /// Open a pty from the container's own devpts; the peer comes from
 /// TIOCGPTPEER (no path lookup), and /dev/console is bound to it.
 fn open_pty(root: RawFd) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    let (master, peer) = new_pty(root)?;
+    let console = ensure_in_root(root, "/dev/console", true)?;
+    let tree = sys::open_tree_fd(peer.as_raw_fd(), false, "/dev/console")?;
+    sys::move_mount_fd(tree.as_raw_fd(), console.as_raw_fd(), "/dev/console")?;
+    Ok((Some(master), Some(peer)))
+}
+
+/// A new pty pair from the container's devpts under `root` (master, peer).
+pub fn new_pty(root: RawFd) -> Result<(OwnedFd, OwnedFd)> {
     let master = sys::open_in_root(root, "/dev/pts/ptmx", libc::O_RDWR | libc::O_NOCTTY)
         .ctx("terminal: open the container's /dev/pts/ptmx (is devpts mounted at /dev/pts?)")?;
     let st = sys::fstat(master.as_raw_fd()).ctx("stat ptmx")?;
@@ -441,10 +450,7 @@ fn open_pty(root: RawFd) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
     }
     sys::unlock_pty(master.as_raw_fd())?;
     let peer = sys::pty_peer(master.as_raw_fd())?;
-    let console = ensure_in_root(root, "/dev/console", true)?;
-    let tree = sys::open_tree_fd(peer.as_raw_fd(), false, "/dev/console")?;
-    sys::move_mount_fd(tree.as_raw_fd(), console.as_raw_fd(), "/dev/console")?;
-    Ok((Some(master), Some(peer)))
+    Ok((master, peer))
 }
 
 /// Step 2: pivot into the root (or move it over / and chroot with

@@ -109,6 +109,8 @@ pub enum Cmd {
         no_subreaper: bool,
         id: String,
     },
+    /// run a process in a running container
+    Exec(ExecArgs),
     /// output the state of a container
     State { id: String },
     /// send a signal to the container's init (default TERM)
@@ -171,6 +173,65 @@ pub enum Cmd {
     },
 }
 
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// path to a process.json
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    /// detach from the process
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// file to write the process's pid to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// path to an AF_UNIX socket which will receive the pty master
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// current working directory in the container
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// set environment variables (KEY=VALUE)
+    #[arg(short = 'e', long)]
+    pub env: Vec<String>,
+    /// UID[:GID] to run as
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// additional gids
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// add a capability to the process
+    #[arg(short = 'c', long)]
+    pub cap: Vec<String>,
+    /// set no_new_privs
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// pass N additional fds (3 .. 3+N-1)
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// allow exec in a paused container
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    /// accepted for runc compatibility
+    #[arg(long = "process-label", hide = true)]
+    pub process_label: Option<String>,
+    /// accepted for runc compatibility
+    #[arg(long = "apparmor", hide = true)]
+    pub apparmor: Option<String>,
+    /// accepted for runc compatibility
+    #[arg(long = "pidfd-socket", hide = true)]
+    pub pidfd_socket: Option<PathBuf>,
+    /// accepted for runc compatibility
+    #[arg(long = "cgroup", hide = true)]
+    pub cgroup: Vec<String>,
+    pub id: String,
+    /// the command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum BundleCmd {
     /// write DIR/config.json (and DIR/rootfs) from an image
@@ -225,6 +286,26 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Create { a, id } => container::create(&g, &id, &a.opts()).map(|_| 0),
         Cmd::Start { id } => container::start(&g, &id).map(|_| 0),
         Cmd::Run { a, detach, keep: _, no_subreaper: _, id } => container::run(&g, &id, &a.opts(), detach),
+        Cmd::Exec(a) => {
+            let o = container::ExecOpts {
+                process_file: a.process,
+                args: a.command,
+                detach: a.detach,
+                pid_file: a.pid_file,
+                console_socket: a.console_socket,
+                tty: a.tty,
+                cwd: a.cwd,
+                env: a.env,
+                user: a.user,
+                additional_gids: a.additional_gids,
+                caps: a.cap,
+                no_new_privs: a.no_new_privs,
+                preserve_fds: a.preserve_fds,
+                ignore_paused: a.ignore_paused,
+            };
+            // runc: every exec failure exits 255, "exec failed: ..."
+            container::exec(&g, &a.id, &o).map_err(|e| Error::Exit(255, format!("exec failed: {e}")))
+        }
         Cmd::State { id } => {
             let v = container::state(&g, &id)?;
             print_json_pretty(&v)?;
