@@ -69,9 +69,18 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
     };
 
     if via == StartVia::Fifo {
-        if let Err(e) = nix::unistd::mkfifo(&entry.dir.join(state::FIFO), nix::sys::stat::Mode::from_bits_truncate(0o622)) {
+        // 0622 (the umask would take the others' write bit): an init that
+        // already switched to a non-root user opens it for writing.
+        let fifo = entry.dir.join(state::FIFO);
+        let made = nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
+            .ctx("create exec.fifo")
+            .and_then(|_| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o622)).ctx("chmod exec.fifo")
+            });
+        if let Err(e) = made {
             cleanup(entry, None);
-            return Err(Error::os("create exec.fifo", e as i32));
+            return Err(e);
         }
     }
     let linux = spec.linux().as_ref();
@@ -609,4 +618,76 @@ pub fn exec(g: &Globals, id: &str, o: &ExecOpts) -> Result<i32> {
     let code = wait_forwarding(sp.pid, sp.pidfd.as_raw_fd(), &set);
     let _ = set.thread_unblock();
     Ok(code)
+}
+
+/// `update`: apply new resource limits to a running container's cgroup and
+/// record them in its state.
+pub fn update(g: &Globals, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    let entry = g.store().open(id)?;
+    let mut st = entry.load()?;
+    if st.status(&entry.dir) == Status::Stopped {
+        bail!("container {id} is not running");
+    }
+    let cg = st.cgroup.as_ref().ok_or_else(|| Error::msg("container has no cgroup"))?;
+    cg.update(resources)?;
+    // Merge the new values into the saved config's linux.resources.
+    let new = serde_json::to_value(resources).unwrap_or_default();
+    let cur = &mut st.config["linux"]["resources"];
+    if !cur.is_object() {
+        *cur = serde_json::json!({});
+    }
+    merge_json(cur, &new);
+    entry.save(&st)
+}
+
+fn merge_json(dst: &mut serde_json::Value, src: &serde_json::Value) {
+    match (dst, src) {
+        (serde_json::Value::Object(d), serde_json::Value::Object(s)) => {
+            for (k, v) in s {
+                merge_json(d.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (d, s) => *d = s.clone(),
+    }
+}
+
+/// One `events` record: `{"type":"stats","id":..,"data":{..}}`.
+pub fn stats_event(g: &Globals, id: &str) -> Result<serde_json::Value> {
+    let entry = g.store().open(id)?;
+    let st = entry.load()?;
+    if st.status(&entry.dir) == Status::Stopped {
+        bail!("container {id} is not running");
+    }
+    let cg = st.cgroup.as_ref().ok_or_else(|| Error::msg("container has no cgroup"))?;
+    Ok(serde_json::json!({"type": "stats", "id": id, "data": cg.stats()?}))
+}
+
+/// `events` stream: a stats record every `interval`, an `oom` record when
+/// the container's OOM kill count grows; ends when the container stops.
+pub fn events(g: &Globals, id: &str, interval: Duration, mut emit: impl FnMut(&serde_json::Value)) -> Result<()> {
+    let (st, dir) = {
+        let entry = g.store().open(id)?;
+        (entry.load()?, entry.dir.clone())
+    };
+    let cg = st.cgroup.clone().ok_or_else(|| Error::msg("container has no cgroup"))?;
+    let mut ooms = cg.oom_kill_count().unwrap_or(0);
+    let tick = Duration::from_millis(100).min(interval);
+    let mut last = std::time::Instant::now() - interval;
+    loop {
+        if st.status(&dir) == Status::Stopped {
+            return Ok(());
+        }
+        let n = cg.oom_kill_count().unwrap_or(ooms);
+        if n > ooms {
+            ooms = n;
+            emit(&serde_json::json!({"type": "oom", "id": id}));
+        }
+        if last.elapsed() >= interval {
+            last = std::time::Instant::now();
+            if let Ok(data) = cg.stats() {
+                emit(&serde_json::json!({"type": "stats", "id": id, "data": data}));
+            }
+        }
+        std::thread::sleep(tick);
+    }
 }

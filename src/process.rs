@@ -231,7 +231,11 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
-            let _ = send(csock.as_raw_fd(), MSG_ERROR, err.to_string().as_bytes());
+            if send(csock.as_raw_fd(), MSG_ERROR, err.to_string().as_bytes()).is_err() {
+                // After Ready nobody listens on the socket: say it on the
+                // container's stderr, which its engine logs.
+                eprintln!("stele: container init: {err}");
+            }
             // SAFETY: leave without running the parent's destructors or atexit handlers.
             unsafe { libc::_exit(1) }
         }

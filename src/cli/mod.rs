@@ -2,6 +2,18 @@
 //! after Go-style argv normalisation; each command calls the library and
 //! prints the result the way runc does.
 
+/// Print to stdout, ignoring a closed pipe (`stele list | head`).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        let _ = write!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
 pub mod argv;
 pub mod image;
 
@@ -151,6 +163,18 @@ pub enum Cmd {
     Pause { id: String },
     /// resume a paused container
     Resume { id: String },
+    /// update a container's resource limits
+    Update(UpdateArgs),
+    /// show container events and resource statistics
+    Events {
+        /// print one stats record and exit
+        #[arg(long)]
+        stats: bool,
+        /// stats interval (Go duration: 5s, 500ms, 1m)
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
     /// write a default config.json
     Spec {
         /// bundle directory to write config.json into
@@ -232,6 +256,126 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// LinuxResources JSON from a file, or - for stdin
+    #[arg(short = 'r', long)]
+    pub resources: Option<String>,
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    #[arg(long = "cpu-share")]
+    pub cpu_share: Option<u64>,
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    #[arg(long = "cpu-rt-runtime")]
+    pub cpu_rt_runtime: Option<i64>,
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    #[arg(long = "kernel-memory", hide = true)]
+    pub kernel_memory: Option<String>,
+    #[arg(long = "kernel-memory-tcp", hide = true)]
+    pub kernel_memory_tcp: Option<String>,
+    #[arg(long)]
+    pub memory: Option<String>,
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    #[arg(long = "memory-swap")]
+    pub memory_swap: Option<String>,
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    #[arg(long = "l3-cache-schema", hide = true)]
+    pub l3_cache_schema: Option<String>,
+    #[arg(long = "mem-bw-schema", hide = true)]
+    pub mem_bw_schema: Option<String>,
+    pub id: String,
+}
+
+/// Sizes as runc's update takes them: bytes, or with k/m/g suffixes; -1 = unlimited.
+fn parse_size(s: &str, flag: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    if t == "-1" {
+        return Ok(-1);
+    }
+    let t = t.trim_end_matches('b');
+    let (num, mul) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num.parse().map_err(|_| Error::msg(format!("--{flag}: invalid size {s:?}")))?;
+    Ok((n * mul as f64) as i64)
+}
+
+impl UpdateArgs {
+    fn resources(&self) -> Result<oci_spec::runtime::LinuxResources> {
+        let mut v = match self.resources.as_deref() {
+            Some("-") => {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).ctx("read resources from stdin")?;
+                serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| Error::msg(format!("resources: {e}")))?
+            }
+            Some(f) => {
+                let b = std::fs::read(f).with_ctx(|| format!("read {f}"))?;
+                serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| Error::msg(format!("resources {f}: {e}")))?
+            }
+            None => serde_json::json!({}),
+        };
+        let mut set = |path: &[&str], val: serde_json::Value| {
+            let mut cur = &mut v;
+            for p in &path[..path.len() - 1] {
+                if !cur[*p].is_object() {
+                    cur[*p] = serde_json::json!({});
+                }
+                cur = &mut cur[*p];
+            }
+            cur[path[path.len() - 1]] = val;
+        };
+        if let Some(x) = self.blkio_weight { set(&["blockIO", "weight"], x.into()); }
+        if let Some(x) = self.cpu_period { set(&["cpu", "period"], x.into()); }
+        if let Some(x) = self.cpu_quota { set(&["cpu", "quota"], x.into()); }
+        if let Some(x) = self.cpu_share { set(&["cpu", "shares"], x.into()); }
+        if let Some(x) = self.cpu_rt_period { set(&["cpu", "realtimePeriod"], x.into()); }
+        if let Some(x) = self.cpu_rt_runtime { set(&["cpu", "realtimeRuntime"], x.into()); }
+        if let Some(x) = &self.cpuset_cpus { set(&["cpu", "cpus"], x.clone().into()); }
+        if let Some(x) = &self.cpuset_mems { set(&["cpu", "mems"], x.clone().into()); }
+        if let Some(x) = &self.memory { set(&["memory", "limit"], parse_size(x, "memory")?.into()); }
+        if let Some(x) = &self.memory_reservation { set(&["memory", "reservation"], parse_size(x, "memory-reservation")?.into()); }
+        if let Some(x) = &self.memory_swap { set(&["memory", "swap"], parse_size(x, "memory-swap")?.into()); }
+        if let Some(x) = self.pids_limit { set(&["pids", "limit"], x.into()); }
+        let text = v.to_string();
+        let de = &mut serde_json::Deserializer::from_slice(text.as_bytes());
+        serde_path_to_error::deserialize(de).map_err(|e| Error::msg(format!("resources: {}: {}", e.path(), e.inner())))
+    }
+}
+
+/// Go's time.ParseDuration for the simple forms runc users pass.
+fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    let bad = || Error::msg(format!("invalid duration {s:?}"));
+    let (num, unit) = s.find(|c: char| c.is_ascii_alphabetic()).map(|i| s.split_at(i)).ok_or_else(bad)?;
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ns" => n / 1e9,
+        "us" | "µs" => n / 1e6,
+        "ms" => n / 1e3,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad()),
+    };
+    if secs <= 0.0 {
+        return Err(Error::msg("duration must be greater than 0"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
 #[derive(Subcommand, Debug)]
 pub enum BundleCmd {
     /// write DIR/config.json (and DIR/rootfs) from an image
@@ -240,7 +384,7 @@ pub enum BundleCmd {
 
 fn print_json_pretty(v: &serde_json::Value) -> Result<()> {
     let s = serde_json::to_string_pretty(v).map_err(|e| Error::msg(e.to_string()))?;
-    println!("{s}");
+    outln!("{s}");
     Ok(())
 }
 
@@ -277,7 +421,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     let g = Globals { root: cli.root.clone(), systemd_cgroup: cli.systemd_cgroup, store: cli.store.clone() };
     let Some(cmd) = cli.cmd else {
         if cli.version {
-            print!("{}", version_text());
+            out!("{}", version_text());
             return Ok(0);
         }
         bail!("no command given; see `stele --help`");
@@ -320,14 +464,14 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             let list = container::list(&g)?;
             if quiet {
                 for c in &list {
-                    println!("{}", c["id"].as_str().unwrap_or(""));
+                    outln!("{}", c["id"].as_str().unwrap_or(""));
                 }
                 return Ok(0);
             }
             match format.as_str() {
                 "json" => {
                     let s = serde_json::to_string(&list).map_err(|e| Error::msg(e.to_string()))?;
-                    println!("{s}");
+                    outln!("{s}");
                 }
                 "table" => {
                     let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from).to_vec()];
@@ -335,7 +479,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
                         let f = |k: &str| c[k].as_str().unwrap_or("").to_string();
                         rows.push(vec![f("id"), c["pid"].to_string(), f("status"), f("bundle"), f("created"), f("owner")]);
                     }
-                    print!("{}", table(&rows));
+                    out!("{}", table(&rows));
                 }
                 other => bail!("invalid format option {other:?}"),
             }
@@ -345,12 +489,30 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             let pids = container::ps(&g, &id)?;
             match format.as_str() {
                 "json" => {
-                    println!("{}", serde_json::to_string(&pids).unwrap_or_else(|_| "[]".into()));
+                    outln!("{}", serde_json::to_string(&pids).unwrap_or_else(|_| "[]".into()));
                     Ok(0)
                 }
                 "table" => ps_table(&pids, &ps_args),
                 other => bail!("invalid format option {other:?}"),
             }
+        }
+        Cmd::Update(a) => {
+            let r = a.resources()?;
+            container::update(&g, &a.id, &r).map(|_| 0)
+        }
+        Cmd::Events { stats, interval, id } => {
+            if stats {
+                let v = container::stats_event(&g, &id)?;
+                outln!("{v}");
+                return Ok(0);
+            }
+            let d = parse_duration(&interval)?;
+            container::events(&g, &id, d, |v| {
+                let mut o = std::io::stdout().lock();
+                let _ = writeln!(o, "{v}");
+                let _ = o.flush();
+            })?;
+            Ok(0)
         }
         Cmd::Pause { id } => container::pause(&g, &id, true).map(|_| 0),
         Cmd::Resume { id } => container::pause(&g, &id, false).map(|_| 0),
