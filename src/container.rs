@@ -43,6 +43,15 @@ fn connect_console(path: &Path) -> Result<OwnedFd> {
     Ok(OwnedFd::from(s))
 }
 
+/// The host's root, recursively, read-only, as a detached mount tree.
+fn host_root_tree() -> Result<OwnedFd> {
+    use crate::sys;
+    let slash = sys::open_path(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY)?;
+    let tree = sys::open_tree_fd(slash.as_raw_fd(), true, "the host root")?;
+    sys::mount_setattr(tree.as_raw_fd(), true, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NODEV, 0, 0, "the host root")?;
+    Ok(tree)
+}
+
 /// Everything `create` and `run` share: validate, check policy, make the
 /// state dir, cgroup, spawn. On error nothing is left behind.
 fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<(Entry, State, process::Spawned)> {
@@ -56,7 +65,11 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
         Some(a) => crate::image::overlay_root_mount(a)?,
         None => None,
     };
-    let kind = policy::rootfs_kind(&bundle.rootfs, image_root.is_some());
+    let kind = policy::rootfs_kind(spec, &bundle.rootfs, image_root.is_some());
+    let image_root = match kind {
+        policy::RootfsKind::Host => Some(host_root_tree()?),
+        _ => image_root,
+    };
     policy::check(spec, &bundle.dir, &bundle.rootfs, kind, &g.store)?;
 
     let store = g.store();
@@ -128,6 +141,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
         cgroup: Some(&cgroup),
         root_mount: image_root,
         die_with_parent: o.die_with_parent,
+        create_mountpoints: kind.may_create_mountpoints(spec),
         close_in_child: &[entry.lock_fd()],
         state_json: &state_json,
     });
@@ -248,55 +262,115 @@ fn forwarded_signals() -> nix::sys::signal::SigSet {
 /// `run`: create + start, then wait and exit with the container's status
 /// (or return at once with `detach`).
 pub fn run(g: &Globals, id: &str, o: &CreateOpts, detach: bool) -> Result<i32> {
-    // Block the signals before the container exists, so none is lost
-    // (a fast container can exit before we would otherwise wait).
-    let set = forwarded_signals();
-    if !detach {
-        set.thread_block().ctx("block signals")?;
+    if detach {
+        let (entry, st, sp) = create_inner(g, id, o, StartVia::Socket)?;
+        start_spawned(&entry, &st, &sp)?;
+        return Ok(0);
     }
-    let (entry, st, sp) = create_inner(g, id, o, StartVia::Socket)?;
+    Ok(run_supervised(g, id, o, None)?.code)
+}
+
+/// How a supervised container ended.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// Shell-style status: the exit code, 128+N for signal N, 124 on timeout.
+    pub code: i32,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub oom_killed: bool,
+    pub wall: Duration,
+    /// Resource use read from the cgroup just before it was removed.
+    pub peak_memory_bytes: Option<u64>,
+    pub cpu_time_ns: Option<u64>,
+}
+
+fn start_spawned(entry: &Entry, st: &State, sp: &process::Spawned) -> Result<()> {
     if let Err(e) = sp.start() {
         sp.kill_and_reap();
         if let Some(cg) = &st.cgroup {
             let _ = cg.destroy();
         }
-        let _ = entry.remove();
+        let _ = std::fs::remove_dir_all(&entry.dir);
         return Err(e);
     }
-    let spec = spec_of(&st);
-    if let Some(spec) = &spec {
-        if let Err(e) = hooks::run(spec, Kind::Poststart, &st.to_oci_json(Status::Running)) {
+    if let Some(spec) = spec_of(st) {
+        if let Err(e) = hooks::run(&spec, Kind::Poststart, &st.to_oci_json(Status::Running)) {
             crate::warn!("{e}");
         }
     }
-    drop(entry);
-    if detach {
-        return Ok(0);
-    }
-    let code = wait_forwarding(sp.pid, sp.pidfd.as_raw_fd(), &set);
-    let _ = set.thread_unblock();
-    destroy(g, id, &st)?;
-    Ok(code)
+    Ok(())
 }
 
-/// Wait for `pid`, forwarding every signal we get to it. Returns the
-/// shell-style exit code (128+N for a signal).
-fn wait_forwarding(pid: i32, pidfd: i32, set: &nix::sys::signal::SigSet) -> i32 {
+/// Create, start and wait for a container in the foreground, forwarding
+/// signals; kill it when `timeout` passes; remove it when it has ended.
+pub fn run_supervised(g: &Globals, id: &str, o: &CreateOpts, timeout: Option<Duration>) -> Result<Outcome> {
+    // Block the signals before the container exists, so none is lost
+    // (a fast container can exit before we would otherwise wait).
+    let set = forwarded_signals();
+    set.thread_block().ctx("block signals")?;
+    let began = std::time::Instant::now();
+    let (entry, st, sp) = create_inner(g, id, o, StartVia::Socket)?;
+    start_spawned(&entry, &st, &sp)?;
+    drop(entry);
+    let deadline = timeout.map(|t| began + t);
+    let mut out = wait_forwarding(sp.pid, sp.pidfd.as_raw_fd(), &set, deadline, &st);
+    out.wall = began.elapsed();
+    let _ = set.thread_unblock();
+    if let Some(cg) = &st.cgroup {
+        if let Ok(v) = cg.stats() {
+            out.peak_memory_bytes = v["memory"]["usage"]["max"].as_u64();
+            out.cpu_time_ns = v["cpu"]["usage"]["total"].as_u64();
+        }
+        out.oom_killed = cg.oom_kill_count().unwrap_or(0) > 0;
+    }
+    destroy(g, id, &st)?;
+    Ok(out)
+}
+
+/// Wait for `pid`, forwarding every signal we get to it; at `deadline`,
+/// kill every process of the container.
+fn wait_forwarding(pid: i32, pidfd: i32, set: &nix::sys::signal::SigSet, deadline: Option<std::time::Instant>, st: &State) -> Outcome {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let mut timed_out = false;
     loop {
-        match set.wait() {
-            Ok(nix::sys::signal::Signal::SIGCHLD) => loop {
+        let sig = match deadline {
+            Some(d) if !timed_out => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    timed_out = true;
+                    let _ = signal_all(st, libc::SIGKILL);
+                    let _ = crate::sys::pidfd_send_signal(pidfd, libc::SIGKILL);
+                    continue;
+                }
+                let ts = libc::timespec { tv_sec: left.as_secs() as libc::time_t, tv_nsec: left.subsec_nanos() as libc::c_long };
+                // SAFETY: valid signal set and timeout; no siginfo wanted.
+                let r = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &ts) };
+                if r < 0 {
+                    continue;
+                }
+                r
+            }
+            _ => match set.wait() {
+                Ok(s) => s as i32,
+                Err(_) => continue,
+            },
+        };
+        if sig == libc::SIGCHLD {
+            loop {
                 match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(p, c)) if p.as_raw() == pid => return c,
-                    Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => return 128 + s as i32,
+                    Ok(WaitStatus::Exited(p, c)) if p.as_raw() == pid => {
+                        return Outcome { code: if timed_out { 124 } else { c }, timed_out, ..Default::default() }
+                    }
+                    Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => {
+                        let code = if timed_out { 124 } else { 128 + s as i32 };
+                        return Outcome { code, signal: Some(s as i32), timed_out, ..Default::default() };
+                    }
                     Ok(WaitStatus::StillAlive) | Err(_) => break,
                     Ok(_) => continue,
                 }
-            },
-            Ok(sig) => {
-                let _ = crate::sys::pidfd_send_signal(pidfd, sig as i32);
             }
-            Err(_) => {}
+        } else if !timed_out {
+            let _ = crate::sys::pidfd_send_signal(pidfd, sig);
         }
     }
 }
@@ -615,7 +689,7 @@ pub fn exec(g: &Globals, id: &str, o: &ExecOpts) -> Result<i32> {
     if o.detach {
         return Ok(0);
     }
-    let code = wait_forwarding(sp.pid, sp.pidfd.as_raw_fd(), &set);
+    let code = wait_forwarding(sp.pid, sp.pidfd.as_raw_fd(), &set, None, &st).code;
     let _ = set.thread_unblock();
     Ok(code)
 }

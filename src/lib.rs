@@ -17,5 +17,6 @@ pub mod rootfs;
 pub mod process;
 pub mod container;
 pub mod image;
+pub mod sandbox;
 
 pub use error::{Context, Error, Result};

@@ -7,6 +7,10 @@ use crate::bail;
 use oci_spec::runtime::Spec;
 use std::path::{Path, PathBuf};
 
+/// Annotation asking for the host's own root, read-only, as the rootfs
+/// (`run --image host`); root.path is then only an empty mountpoint.
+pub const HOST_ROOT_ANNOTATION: &str = "dev.stele.host-root";
+
 /// Annotation with which a user opts out, for a runc-style mutable rootfs.
 pub const MUTABLE_ROOTFS_ANNOTATION: &str = "dev.stele.mutable-rootfs";
 
@@ -19,12 +23,25 @@ pub enum RootfsKind {
     OverlayWithUpper,
     /// stele's own read-only overlay of store layers (image mode).
     ImageLayers,
+    /// The host's own root (`run --image host`): read-only, never an image.
+    Host,
+}
+
+impl RootfsKind {
+    /// May the runtime create missing mountpoints in the rootfs? Only where
+    /// writes land in a layer of their own, or the user opted out.
+    pub fn may_create_mountpoints(self, spec: &Spec) -> bool {
+        self == RootfsKind::OverlayWithUpper || annotation(spec, MUTABLE_ROOTFS_ANNOTATION) == Some("true")
+    }
 }
 
 /// Look at the rootfs (one statfs + statvfs).
-pub fn rootfs_kind(rootfs: &Path, has_image_layers: bool) -> RootfsKind {
+pub fn rootfs_kind(spec: &Spec, rootfs: &Path, has_image_layers: bool) -> RootfsKind {
     if has_image_layers {
         return RootfsKind::ImageLayers;
+    }
+    if annotation(spec, HOST_ROOT_ANNOTATION) == Some("true") {
+        return RootfsKind::Host;
     }
     const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
     match nix::sys::statfs::statfs(rootfs) {
@@ -59,6 +76,7 @@ pub fn check(spec: &Spec, bundle: &Path, rootfs: &Path, kind: RootfsKind, store:
     if !readonly && !opted_out {
         match kind {
             RootfsKind::OverlayWithUpper => {}
+            RootfsKind::Host => bail!("root.readonly: false would let the container write to the host's root; the host root is only ever mounted read-only"),
             RootfsKind::PlainDir | RootfsKind::ImageLayers => bail!(
                 "root.readonly: false would let the container change the image files in {}; \
                  set root.readonly to true (with tmpfs mounts for what must be writable), \
@@ -68,7 +86,7 @@ pub fn check(spec: &Spec, bundle: &Path, rootfs: &Path, kind: RootfsKind, store:
             ),
         }
     }
-    let protect_rootfs = kind != RootfsKind::OverlayWithUpper && !opted_out;
+    let protect_rootfs = matches!(kind, RootfsKind::PlainDir | RootfsKind::ImageLayers) && !opted_out;
     for (i, m) in spec.mounts().as_deref().unwrap_or(&[]).iter().enumerate() {
         let opts = m.options().as_deref().unwrap_or(&[]);
         let is_bind = m.typ().as_deref() == Some("bind") || opts.iter().any(|o| o == "bind" || o == "rbind");

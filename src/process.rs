@@ -35,6 +35,10 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
+/// Annotation asking the init to bring `lo` up in its new network namespace
+/// (the sandbox's `--net none`: loopback only).
+pub const LOOPBACK_ANNOTATION: &str = "dev.stele.loopback-up";
+
 const MSG_GO: u8 = b'G';
 const MSG_MOUNTED: u8 = b'M';
 const MSG_HOOKS_DONE: u8 = b'H';
@@ -65,6 +69,8 @@ pub struct SpawnOpts<'a> {
     pub root_mount: Option<OwnedFd>,
     /// Kill the container if the runtime dies (foreground `run` of a sandbox).
     pub die_with_parent: bool,
+    /// May missing mountpoints be created in the rootfs?
+    pub create_mountpoints: bool,
     /// fds the init must close at once (the container's state lock).
     pub close_in_child: &'a [RawFd],
     /// The state JSON hooks receive (status "creating", pid filled in).
@@ -226,6 +232,7 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
                 root_mount: o.root_mount.take(),
                 cgroup_sources,
                 die_with_parent: o.die_with_parent,
+                create_mountpoints: o.create_mountpoints,
             };
             let err = match init(ctx) {
                 Ok(never) => match never {},
@@ -315,6 +322,7 @@ struct InitCtx<'a> {
     root_mount: Option<OwnedFd>,
     cgroup_sources: Vec<(String, PathBuf)>,
     die_with_parent: bool,
+    create_mountpoints: bool,
 }
 
 enum Never {}
@@ -341,6 +349,11 @@ fn init(mut c: InitCtx) -> Result<Never> {
     if crate::spec::has_new_ns(spec, LinuxNamespaceType::Cgroup) {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).ctx("unshare cgroup namespace")?;
     }
+    if spec.annotations().as_ref().and_then(|a| a.get(LOOPBACK_ANNOTATION)).map(String::as_str) == Some("true")
+        && crate::spec::has_new_ns(spec, LinuxNamespaceType::Network)
+    {
+        sys::loopback_up()?;
+    }
     rootfs::apply_sysctl(spec)?;
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).with_ctx(|| format!("hostname: set {h:?}"))?;
@@ -366,6 +379,7 @@ fn init(mut c: InitCtx) -> Result<Never> {
         root_mount: c.root_mount.take(),
         cgroup_sources: std::mem::take(&mut c.cgroup_sources),
         terminal,
+        create_mountpoints: c.create_mountpoints,
     };
     let mut prep = rootfs::prepare(&mut plan)?;
 

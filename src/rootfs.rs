@@ -160,6 +160,9 @@ pub struct Plan<'a> {
     /// host dirs for a cgroup mount (from the container's cgroup)
     pub cgroup_sources: Vec<(String, PathBuf)>,
     pub terminal: bool,
+    /// Whether missing mountpoints may be created in the rootfs (only when
+    /// writes land in a layer of their own; see policy::RootfsKind).
+    pub create_mountpoints: bool,
 }
 
 /// What the init keeps from the rootfs setup for the last steps.
@@ -199,11 +202,26 @@ pub fn prepare(plan: &mut Plan) -> Result<Prepared> {
     // Re-open to get the mount we just attached (not the directory under it).
     let root = sys::open_path(plan.rootfs, libc::O_PATH | libc::O_DIRECTORY).ctx("root.path")?;
     refuse_special_symlinks(root.as_raw_fd())?;
+    if !plan.create_mountpoints {
+        // The image is read-only from the first moment: a missing mountpoint
+        // is an error, never a new directory in the image.
+        sys::mount_setattr(root.as_raw_fd(), true, sys::MOUNT_ATTR_RDONLY, 0, 0, "rootfs")?;
+    }
 
     let mounts = plan.spec.mounts().as_deref().unwrap_or(&[]);
     let mut dev_is_new = false;
     for (i, m) in mounts.iter().enumerate() {
-        mount_one(plan, root.as_raw_fd(), m).map_err(|e| e.context(format!("mounts[{i}] {}", m.destination().display())))?;
+        mount_one(plan, root.as_raw_fd(), m).map_err(|e| {
+            if e.errno() == Some(libc::EROFS) && !plan.create_mountpoints {
+                Error::msg(format!(
+                    "mounts[{i}]: the mountpoint {} does not exist in the rootfs, and stele never creates files in an image; \
+                     add it to the image or mount somewhere that exists",
+                    m.destination().display()
+                ))
+            } else {
+                e.context(format!("mounts[{i}] {}", m.destination().display()))
+            }
+        })?;
         if m.destination() == Path::new("/dev") && !parse_opts(m.options().as_deref().unwrap_or(&[])).bind {
             dev_is_new = true;
         }

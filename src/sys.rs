@@ -345,3 +345,26 @@ pub fn flock_exclusive(fd: RawFd) -> Result<()> {
         }
     }
 }
+
+/// Bring the loopback interface of the current network namespace up.
+pub fn loopback_up() -> Result<()> {
+    // SAFETY: plain socket creation.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    let s = check(s as libc::c_long, || "socket for loopback".into()).map(owned)?;
+    // SAFETY: zeroed ifreq is valid; the name fits.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo\0".iter().enumerate() {
+        ifr.ifr_name[i] = *b as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS with a valid ifreq.
+    unsafe {
+        if libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) != 0 {
+            return Err(Error::os("loopback: get flags", nix::errno::Errno::last_raw()));
+        }
+        ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) != 0 {
+            return Err(Error::os("loopback: set up", nix::errno::Errno::last_raw()));
+        }
+    }
+    Ok(())
+}

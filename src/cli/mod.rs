@@ -119,7 +119,13 @@ pub enum Cmd {
         /// accepted for runc compatibility
         #[arg(long = "no-subreaper")]
         no_subreaper: bool,
-        id: String,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+        /// the container id (runc form: stele run [-b DIR] ID)
+        id: Option<String>,
+        /// with --image: the command to run, after --
+        #[arg(last = true)]
+        command: Vec<String>,
     },
     /// run a process in a running container
     Exec(ExecArgs),
@@ -195,6 +201,93 @@ pub enum Cmd {
         #[arg(short = 'b', long)]
         bundle: PathBuf,
     },
+}
+
+/// `stele run --image REF [options] -- CMD`: the CI sandbox.
+#[derive(Args, Debug, Default)]
+pub struct SandboxArgs {
+    /// run CMD in a throw-away read-only container of this image (`host`: the host's root, read-only)
+    #[arg(long)]
+    pub image: Option<String>,
+    /// bind SRC:DST[:ro|rw] (rw never into an image)
+    #[arg(long)]
+    pub bind: Vec<String>,
+    /// a tmpfs at DST[:size=N]
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// working directory inside
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// set an environment variable KEY=VALUE
+    #[arg(short = 'e', long)]
+    pub env: Vec<String>,
+    /// read KEY=VALUE lines from a file
+    #[arg(long = "env-file")]
+    pub env_file: Vec<PathBuf>,
+    /// UID[:GID]
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// hostname inside (default stele-sandbox)
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// none (loopback only, default) or host
+    #[arg(long, default_value = "none")]
+    pub net: String,
+    /// memory limit (e.g. 512m, 2g)
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// maximum number of processes
+    #[arg(long)]
+    pub pids: Option<i64>,
+    /// CPU limit in cores (e.g. 1.5)
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// kill the job after this long (e.g. 30s, 10m) and exit 124
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// default, unconfined or a profile file
+    #[arg(long, default_value = "default")]
+    pub seccomp: String,
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// a name for the container (default: generated)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// pass stdin to the job
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// write the job's exit code, signal, OOM, timeout, wall time, peak memory and CPU time here
+    #[arg(long = "json-status")]
+    pub json_status: Option<PathBuf>,
+}
+
+impl SandboxArgs {
+    fn options(&self, image: String, command: Vec<String>) -> Result<stele::sandbox::Options> {
+        use stele::sandbox::{parse_duration, parse_size};
+        Ok(stele::sandbox::Options {
+            image,
+            command,
+            binds: self.bind.clone(),
+            tmpfs: self.tmpfs.clone(),
+            workdir: self.workdir.clone(),
+            env: self.env.clone(),
+            env_files: self.env_file.clone(),
+            user: self.user.clone(),
+            hostname: self.hostname.clone(),
+            net: self.net.clone(),
+            memory: self.memory.as_deref().map(parse_size).transpose()?,
+            pids: self.pids,
+            cpus: self.cpus,
+            timeout: self.timeout.as_deref().map(parse_duration).transpose()?,
+            seccomp: self.seccomp.clone(),
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            name: self.name.clone(),
+            interactive: self.interactive,
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -429,7 +522,30 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     match cmd {
         Cmd::Create { a, id } => container::create(&g, &id, &a.opts()).map(|_| 0),
         Cmd::Start { id } => container::start(&g, &id).map(|_| 0),
-        Cmd::Run { a, detach, keep: _, no_subreaper: _, id } => container::run(&g, &id, &a.opts(), detach),
+        Cmd::Run { a, detach, keep: _, no_subreaper: _, sandbox, id, command } => {
+            let Some(image) = sandbox.image.clone() else {
+                let Some(id) = id else { bail!("run: a container id is required (or --image REF -- CMD)") };
+                if !command.is_empty() {
+                    bail!("run: a command after -- needs --image");
+                }
+                return container::run(&g, &id, &a.opts(), detach);
+            };
+            // `run --image REF CMD...` without `--` also works: the id slot holds CMD's first word.
+            let mut cmd = command;
+            if let Some(first) = id {
+                cmd.insert(0, first);
+            }
+            let o = sandbox.options(image, cmd)?;
+            let out = stele::sandbox::run(&g, &o)?;
+            if out.timed_out {
+                eprintln!("stele: the job ran longer than --timeout {} and was killed", sandbox.timeout.as_deref().unwrap_or(""));
+            }
+            if let Some(p) = &sandbox.json_status {
+                let v = stele::sandbox::status_json(&out);
+                std::fs::write(p, format!("{v}\n")).with_ctx(|| format!("--json-status {}", p.display()))?;
+            }
+            Ok(out.code)
+        }
         Cmd::Exec(a) => {
             let o = container::ExecOpts {
                 process_file: a.process,

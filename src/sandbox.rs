@@ -1,0 +1,392 @@
+//! `stele run --image REF -- CMD`: a CI job in a throw-away, read-only,
+//! isolated container that behaves like the process it wraps (output
+//! streamed, exit status passed through, signals forwarded, a wall-clock
+//! timeout), with nothing left behind.
+//!
+//! The sandbox is an ordinary container: this module turns the options into
+//! a config.json in a private bundle directory and runs it supervised.
+
+use crate::container::{self, CreateOpts, Globals, Outcome};
+use crate::error::{Context, Error, Result};
+use crate::bail;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Annotation marking a sandbox's container (for stale clean-up).
+pub const SANDBOX_ANNOTATION: &str = "dev.stele.sandbox";
+
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `host`, an image name in the store, or a transport reference.
+    pub image: String,
+    pub command: Vec<String>,
+    /// SRC:DST[:ro|rw]
+    pub binds: Vec<String>,
+    /// DST[:size=N]
+    pub tmpfs: Vec<String>,
+    pub workdir: Option<String>,
+    pub env: Vec<String>,
+    pub env_files: Vec<PathBuf>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    /// none (loopback only) or host
+    pub net: String,
+    pub memory: Option<i64>,
+    pub pids: Option<i64>,
+    pub cpus: Option<f64>,
+    pub timeout: Option<Duration>,
+    /// default, unconfined or a file
+    pub seccomp: String,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub name: Option<String>,
+    pub interactive: bool,
+}
+
+/// The capabilities a job gets unless told otherwise (Docker's default set).
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
+    "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+fn cap_name(c: &str) -> String {
+    let u = c.to_ascii_uppercase();
+    if u.starts_with("CAP_") { u } else { format!("CAP_{u}") }
+}
+
+/// Parse a size like 512m, 2g, 1048576.
+pub fn parse_size(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.trim_end_matches('b');
+    let (num, mul) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: f64 = num.parse().map_err(|_| Error::msg(format!("invalid size {s:?}")))?;
+    if n <= 0.0 {
+        bail!("invalid size {s:?}");
+    }
+    Ok((n * mul as f64) as i64)
+}
+
+/// Parse a duration: 90, 90s, 1.5m, 2h, 500ms.
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let bad = || Error::msg(format!("invalid duration {s:?} (e.g. 30s, 10m, 1h)"));
+    let i = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(i);
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1e3,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad()),
+    };
+    if !(secs > 0.0) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn read_env_file(p: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(p).with_ctx(|| format!("--env-file {}", p.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect())
+}
+
+fn set_env(env: &mut Vec<String>, kv: &str) -> Result<()> {
+    let Some((k, _)) = kv.split_once('=') else { bail!("--env {kv:?}: expected KEY=VALUE") };
+    env.retain(|e| e.split('=').next() != Some(k));
+    env.push(kv.to_string());
+    Ok(())
+}
+
+/// Build the config.json for a sandbox. `base` is the image bundle's config
+/// (image mode) or None (`--image host`).
+pub fn build_spec(o: &Options, base: Option<Value>, tty: bool) -> Result<Value> {
+    if o.command.is_empty() {
+        bail!("run --image: no command given (stele run --image REF -- CMD [ARGS...])");
+    }
+    let host = base.is_none();
+    let mut spec = base.unwrap_or_else(|| {
+        json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs", "readonly": true},
+            "annotations": {crate::policy::HOST_ROOT_ANNOTATION: "true"},
+            "process": {"user": {"uid": 0, "gid": 0}, "cwd": "/", "env": []},
+        })
+    });
+    // Environment: clean, from the image plus PATH, HOME, TERM, then the user's.
+    let mut env: Vec<String> = spec["process"]["env"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    }
+    let uid = match &o.user {
+        Some(u) => {
+            let (a, b) = u.split_once(':').map(|(a, b)| (a, Some(b))).unwrap_or((u.as_str(), None));
+            let uid: u32 = a.parse().map_err(|_| Error::msg(format!("--user {u:?}: expected UID[:GID]")))?;
+            let gid: u32 = match b {
+                Some(g) => g.parse().map_err(|_| Error::msg(format!("--user {u:?}: expected UID[:GID]")))?,
+                None => uid,
+            };
+            spec["process"]["user"] = json!({"uid": uid, "gid": gid});
+            uid
+        }
+        None => spec["process"]["user"]["uid"].as_u64().unwrap_or(0) as u32,
+    };
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(if uid == 0 { "HOME=/root".into() } else { "HOME=/".into() });
+    }
+    let term = if tty { std::env::var("TERM").unwrap_or_else(|_| "xterm".into()) } else { "dumb".into() };
+    set_env(&mut env, &format!("TERM={term}"))?;
+    for f in &o.env_files {
+        for kv in read_env_file(f)? {
+            set_env(&mut env, &kv)?;
+        }
+    }
+    for kv in &o.env {
+        set_env(&mut env, kv)?;
+    }
+    spec["process"]["env"] = json!(env);
+    spec["process"]["args"] = json!(o.command);
+    spec["process"]["terminal"] = json!(tty);
+    if let Some(w) = &o.workdir {
+        if !w.starts_with('/') {
+            bail!("--workdir {w:?}: must be an absolute path");
+        }
+        spec["process"]["cwd"] = json!(w);
+    }
+    if spec["process"]["cwd"].as_str().unwrap_or("").is_empty() {
+        spec["process"]["cwd"] = json!("/");
+    }
+    spec["process"]["noNewPrivileges"] = json!(true);
+    spec["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]);
+    let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|c| c.to_string()).collect();
+    for c in &o.cap_drop {
+        let c = cap_name(c);
+        if c == "CAP_ALL" {
+            caps.clear();
+        }
+        caps.retain(|x| *x != c);
+    }
+    for c in &o.cap_add {
+        let c = cap_name(c);
+        if !caps.contains(&c) {
+            caps.push(c);
+        }
+    }
+    spec["process"]["capabilities"] = json!({"bounding": caps, "effective": caps, "permitted": caps});
+    spec["hostname"] = json!(o.hostname.clone().unwrap_or_else(|| "stele-sandbox".into()));
+    spec["root"]["readonly"] = json!(true);
+
+    // Mounts: the usual kernel filesystems, a private /tmp, then the user's.
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]}),
+    ];
+    if host {
+        // The host's /run holds sockets of host services: hide it.
+        mounts.push(json!({"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755"]}));
+    }
+    for b in &o.binds {
+        let parts: Vec<&str> = b.split(':').collect();
+        let (src, dst, mode) = match parts.as_slice() {
+            [s, d] => (*s, *d, "rw"),
+            [s, d, m] if *m == "ro" || *m == "rw" => (*s, *d, *m),
+            _ => bail!("--bind {b:?}: expected SRC:DST[:ro|rw]"),
+        };
+        let src = std::fs::canonicalize(src).with_ctx(|| format!("--bind {b:?}: source {src}"))?;
+        if !dst.starts_with('/') {
+            bail!("--bind {b:?}: destination must be an absolute path");
+        }
+        mounts.push(json!({"destination": dst, "type": "bind", "source": src,
+                           "options": ["rbind", mode, "nosuid", "nodev"]}));
+    }
+    for t in &o.tmpfs {
+        let (dst, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
+        if !dst.starts_with('/') {
+            bail!("--tmpfs {t:?}: destination must be an absolute path");
+        }
+        let mut options = vec!["nosuid".to_string(), "nodev".to_string()];
+        options.extend(opts.split(',').filter(|s| !s.is_empty()).map(String::from));
+        mounts.push(json!({"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": options}));
+    }
+    // Image volumes (tmpfs) from the image bundle come after ours.
+    if let Some(img_mounts) = spec["mounts"].as_array() {
+        for m in img_mounts {
+            let d = m["destination"].as_str().unwrap_or("");
+            if !mounts.iter().any(|x| x["destination"].as_str() == Some(d)) {
+                mounts.push(m.clone());
+            }
+        }
+    }
+    spec["mounts"] = json!(mounts);
+
+    let mut ns = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"}), json!({"type": "cgroup"})];
+    match o.net.as_str() {
+        "none" | "" => ns.push(json!({"type": "network"})),
+        "host" => {}
+        other => bail!("--net {other:?}: expected none or host"),
+    }
+    spec["linux"]["namespaces"] = json!(ns);
+    spec["linux"]["maskedPaths"] = json!([
+        "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+        "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"
+    ]);
+    spec["linux"]["readonlyPaths"] = json!(["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]);
+    let mut res = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    if let Some(m) = o.memory {
+        res["memory"] = json!({"limit": m, "swap": m});
+    }
+    if let Some(p) = o.pids {
+        res["pids"] = json!({"limit": p});
+    }
+    if let Some(c) = o.cpus {
+        if !(c > 0.0) {
+            bail!("--cpus {c}: must be positive");
+        }
+        res["cpu"] = json!({"quota": (c * 100_000.0) as i64, "period": 100_000});
+    }
+    spec["linux"]["resources"] = res;
+    match o.seccomp.as_str() {
+        "" | "default" => {
+            spec["linux"]["seccomp"] = serde_json::to_value(crate::seccomp::default_profile()).unwrap_or_default();
+        }
+        "unconfined" => {
+            if let Some(l) = spec["linux"].as_object_mut() {
+                l.remove("seccomp");
+            }
+        }
+        file => {
+            let text = std::fs::read(file).with_ctx(|| format!("--seccomp {file}"))?;
+            spec["linux"]["seccomp"] = serde_json::from_slice(&text).map_err(|e| Error::msg(format!("--seccomp {file}: {e}")))?;
+        }
+    }
+    spec["annotations"][SANDBOX_ANNOTATION] = json!("true");
+    spec["annotations"][crate::process::LOOPBACK_ANNOTATION] = json!("true");
+    Ok(spec)
+}
+
+fn generated_id() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("sandbox-{}-{:x}", std::process::id(), t.subsec_nanos())
+}
+
+/// Remove sandboxes left by a stele that was killed (their init died with
+/// it): state, cgroup and bundle directory.
+fn reap_stale(g: &Globals, dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let id = e.file_name().to_string_lossy().into_owned();
+        let alive = container::state(g, &id).map(|v| v["status"] != "stopped").unwrap_or(false);
+        if !alive {
+            let _ = container::delete(g, &id, true);
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Run the job; returns how it ended.
+pub fn run(g: &Globals, o: &Options) -> Result<Outcome> {
+    let id = o.name.clone().unwrap_or_else(generated_id);
+    crate::state::validate_id(&id)?;
+    let bundles = g.root.join(".sandbox");
+    std::fs::create_dir_all(&bundles).with_ctx(|| format!("create {}", bundles.display()))?;
+    reap_stale(g, &bundles);
+    let dir = bundles.join(&id);
+    if dir.exists() {
+        bail!("a sandbox named {id} already exists");
+    }
+    std::fs::create_dir(&dir).with_ctx(|| format!("create {}", dir.display()))?;
+    let result = (|| {
+        let base = if o.image == "host" {
+            // an empty mountpoint for the host's root, inside our private dir
+            std::fs::create_dir(dir.join("rootfs")).ctx("create the rootfs mountpoint")?;
+            None
+        } else {
+            let store = crate::image::Store::open(&g.store)?;
+            crate::image::bundle::create_bundle(&store, &o.image, &dir, &crate::image::bundle::BundleOptions { flatten: false })?;
+            let text = std::fs::read(dir.join("config.json")).ctx("read the image's config.json")?;
+            Some(serde_json::from_slice(&text).map_err(|e| Error::msg(format!("image config.json: {e}")))?)
+        };
+        let spec = build_spec(o, base, false)?;
+        std::fs::write(dir.join("config.json"), spec.to_string()).ctx("write config.json")?;
+        // SAFETY: isatty on fd 0.
+        if !o.interactive && unsafe { libc::isatty(0) } == 0 {
+            // stdin is passed only with -i (or a terminal): the job reads EOF.
+            let null = std::fs::File::open("/dev/null").ctx("open /dev/null")?;
+            // SAFETY: dup2 of a valid fd onto stdin.
+            if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0) } < 0 {
+                return Err(Error::os("stdin", nix::errno::Errno::last_raw()));
+            }
+        }
+        let co = CreateOpts { bundle: dir.clone(), die_with_parent: true, ..Default::default() };
+        container::run_supervised(g, &id, &co, o.timeout)
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// The `--json-status` document.
+pub fn status_json(out: &Outcome) -> Value {
+    json!({
+        "exit_code": out.code,
+        "signal": out.signal,
+        "oom_killed": out.oom_killed,
+        "timed_out": out.timed_out,
+        "wall_time_ms": out.wall.as_millis() as u64,
+        "peak_memory_bytes": out.peak_memory_bytes,
+        "cpu_time_ms": out.cpu_time_ns.map(|n| n / 1_000_000),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("512m").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("-1").is_err());
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1.5m").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert!(parse_duration("5x").is_err());
+    }
+    #[test]
+    fn spec_from_options() {
+        let o = Options {
+            command: vec!["true".into()],
+            net: "none".into(),
+            env: vec!["A=1".into()],
+            memory: Some(1 << 26),
+            cap_drop: vec!["net_raw".into()],
+            ..Default::default()
+        };
+        let s = build_spec(&o, None, false).unwrap();
+        assert_eq!(s["root"]["path"], "rootfs");
+        assert_eq!(s["annotations"][crate::policy::HOST_ROOT_ANNOTATION], "true");
+        assert_eq!(s["root"]["readonly"], true);
+        assert!(s["process"]["env"].as_array().unwrap().contains(&json!("A=1")));
+        assert!(!s["process"]["capabilities"]["bounding"].as_array().unwrap().contains(&json!("CAP_NET_RAW")));
+        assert_eq!(s["linux"]["resources"]["memory"]["limit"], 1 << 26);
+        assert!(s["linux"]["namespaces"].as_array().unwrap().contains(&json!({"type": "network"})));
+    }
+}
