@@ -39,6 +39,12 @@ pub fn is_stele() -> bool {
     runtime().file_name() == Some(OsStr::new("stele"))
 }
 
+/// True when the runtime under test is runc (the reference), for the few
+/// places where runc 1.1.5 is known to fall short of the spec.
+pub fn runtime_is_runc() -> bool {
+    runtime().file_name() == Some(OsStr::new("runc"))
+}
+
 /// Return early from a test that checks one of stele's rules that are
 /// stricter than runc's, when another runtime is under test.
 #[macro_export]
