@@ -149,7 +149,7 @@ fn create_stdout_reaches_container() {
     t.rt(&["start", &id]).ok();
     t.wait_status(&id, "stopped");
     assert_eq!(created.reread_stdout(), "hello-from-created\n");
-    let err = fs::read_to_string(created.stdout_path.to_str().unwrap().replace("out-", "err-")).unwrap();
+    let err = created.reread_stderr();
     assert!(err.contains("err-from-created"), "stderr of create got {err:?}");
 }
 
@@ -528,7 +528,7 @@ fn version_flag() {
     let name = runtime().file_name().unwrap().to_string_lossy().into_owned();
     assert!(out.stdout.starts_with(&format!("{name} version ")), "{out}");
     let _ = fs::remove_file(&out.stdout_path);
-    let _ = fs::remove_file(out.stdout_path.to_str().unwrap().replace("out-", "err-"));
+    let _ = fs::remove_file(&out.stderr_path);
 }
 
 #[test]
@@ -544,4 +544,28 @@ fn stele_default_root_is_run_stele() {
     let _ = std::process::Command::new(runtime()).args(["delete", "--force", &id]).status();
     out.ok();
     assert!(exists, "state dir under /run/stele");
+}
+
+#[test]
+fn debug_logs_debug_lines_without_touching_stdout() {
+    let t = Ctx::new("debug-log");
+    let log = t.path("debug.json");
+    let b = t.sh("echo container-stdout");
+    let id = t.id("debug");
+    let out = t.rt(&[
+        "--debug", "--log", log.to_str().unwrap(), "--log-format", "json",
+        "run", "--bundle", b.dir.to_str().unwrap(), &id,
+    ]);
+    out.ok();
+    assert_eq!(out.stdout, "container-stdout\n", "debug output must not mix into the container's stdout");
+    let text = fs::read_to_string(&log).expect("log file written");
+    let lines: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.iter().any(|l| l["level"] == "debug"), "no debug line in {text}");
+    for line in &lines {
+        assert!(line["msg"].is_string() && is_rfc3339(line["time"].as_str().unwrap_or("")), "{line}");
+    }
 }

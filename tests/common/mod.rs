@@ -268,6 +268,7 @@ pub struct Out {
     pub stdout: String,
     pub stderr: String,
     pub stdout_path: PathBuf,
+    pub stderr_path: PathBuf,
 }
 
 impl Out {
@@ -307,6 +308,11 @@ impl Out {
     /// Read the stdout file again (a container may have written to it since).
     pub fn reread_stdout(&self) -> String {
         fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
+    /// Read the stderr file again.
+    pub fn reread_stderr(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
     /// stdout lines, trimmed.
@@ -364,6 +370,7 @@ pub fn run_captured(mut cmd: Command, dir: &Path, timeout: Duration) -> Out {
         stdout: fs::read_to_string(&out_path).unwrap_or_default(),
         stderr: fs::read_to_string(&err_path).unwrap_or_default(),
         stdout_path: out_path,
+        stderr_path: err_path,
     }
 }
 
