@@ -75,18 +75,17 @@ fn run_reports_signal_death_as_128_plus_signal() {
 #[test]
 fn run_detach_then_state_kill_delete() {
     let t = Ctx::new("run-detach");
-    let marker = t.path("started");
     let b = t.sh("sleep 1000");
     let id = t.id("detach");
     let out = t.rt(&["run", "--detach", "--bundle", b.dir.to_str().unwrap(), &id]);
     out.ok();
-    let _ = marker;
+    assert_eq!(out.stdout, "", "detached run prints nothing itself");
     let state = t.state(&id);
     assert_eq!(state["status"], "running", "{state}");
     let pid = state["pid"].as_i64().unwrap();
     assert!(pid > 0);
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    assert_eq!(String::from_utf8_lossy(&cmdline), "sleep\01000\0");
+    assert_eq!(String::from_utf8_lossy(&cmdline), "sleep\u{0}1000\u{0}");
     t.rt(&["kill", &id, "KILL"]).ok();
     let state = t.wait_status(&id, "stopped");
     assert_eq!(state["pid"], 0, "{state}");
@@ -125,7 +124,7 @@ fn lifecycle_state_fields() {
     assert_eq!(state["status"], "running", "{state}");
     assert_eq!(state["pid"].as_i64(), Some(pid));
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    assert_eq!(String::from_utf8_lossy(&cmdline), "sleep\01000\0", "init became the user process");
+    assert_eq!(String::from_utf8_lossy(&cmdline), "sleep\u{0}1000\u{0}", "init became the user process");
 
     // pid 1 ignores TERM without a handler: use KILL.
     t.rt(&["kill", &id, "KILL"]).ok();

@@ -14,8 +14,7 @@ use std::process::Command;
 fn mountinfo_line<'a>(mountinfo: &'a str, dest: &str) -> &'a str {
     mountinfo
         .lines()
-        .filter(|l| l.split_whitespace().nth(4) == Some(dest))
-        .last()
+        .rfind(|l| l.split_whitespace().nth(4) == Some(dest))
         .unwrap_or_else(|| panic!("no mount at {dest} in:\n{mountinfo}"))
 }
 
