@@ -568,3 +568,116 @@ fn debug_logs_debug_lines_without_touching_stdout() {
         assert!(line["msg"].is_string() && is_rfc3339(line["time"].as_str().unwrap_or("")), "{line}");
     }
 }
+
+#[test]
+fn run_passes_stdin() {
+    let t = Ctx::new("run-stdin");
+    let input = t.path("stdin.txt");
+    fs::write(&input, "line one\nline two\n").unwrap();
+    let b = t.sh("tr a-z A-Z");
+    let id = t.id("stdin");
+    let mut cmd = t.cmd(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
+    cmd.stdin(fs::File::open(&input).unwrap());
+    // run_captured would replace stdin: spawn by hand, output to files.
+    let out_path = t.path("stdin.out");
+    cmd.stdout(fs::File::create(&out_path).unwrap()).stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < TIMEOUT, "run with stdin did not finish");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(status.success());
+    assert_eq!(fs::read_to_string(&out_path).unwrap(), "LINE ONE\nLINE TWO\n");
+}
+
+#[test]
+fn state_includes_annotations() {
+    let t = Ctx::new("annotations");
+    let mut b = t.sh("sleep 1000");
+    b.config["annotations"] = json!({"org.example.key": "value", "other": "x y"});
+    b.save();
+    let id = t.id("annot");
+    t.create(&b, &id);
+    let state = t.state(&id);
+    assert_eq!(state["annotations"], json!({"org.example.key": "value", "other": "x y"}), "{state}");
+}
+
+#[test]
+fn run_detach_pid_file() {
+    let t = Ctx::new("detach-pidfile");
+    let b = t.sh("exec sleep 1000");
+    let id = t.id("dpf");
+    let pid_file = t.path("pid");
+    t.rt(&["run", "-d", "--pid-file", pid_file.to_str().unwrap(), "--bundle", b.dir.to_str().unwrap(), &id]).ok();
+    let pid: i64 = fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    assert_eq!(t.state(&id)["pid"].as_i64(), Some(pid));
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&cmdline), "sleep\u{0}1000\u{0}");
+}
+
+#[test]
+fn kill_all_signals_every_process() {
+    let t = Ctx::new("kill-all");
+    // Without a pid namespace, killing init does not take its children along:
+    // only --all (through the cgroup) reaches them.
+    let mut b = t.sh("sleep 1000 & sleep 1000 & echo ready; wait");
+    b.config["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "pid");
+    b.save();
+    let id = t.id("killall");
+    let created = t.create(&b, &id);
+    t.rt(&["start", &id]).ok();
+    wait_for(|| created.reread_stdout().contains("ready"));
+    t.rt(&["kill", "--all", &id, "KILL"]).ok();
+    t.wait_status(&id, "stopped");
+    assert!(processes_using(&b.rootfs()).is_empty(), "children of init survived kill --all");
+}
+
+#[test]
+fn parallel_creates_in_one_root() {
+    // Concurrent runtime invocations on one --root must not corrupt each other.
+    let t = Ctx::new("parallel");
+    let bundle = t.sh("exec sleep 1000");
+    let ids: Vec<String> = (0..8).map(|i| t.id(&format!("par{i}"))).collect();
+    let children: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            t.cmd(&["create", "--bundle", bundle.dir.to_str().unwrap(), id])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let mut listed = t.rt(&["list", "-q"]).lines();
+    listed.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(listed, want);
+    let pids: std::collections::BTreeSet<i64> = ids.iter().map(|id| t.state(id)["pid"].as_i64().unwrap()).collect();
+    assert_eq!(pids.len(), ids.len(), "every container has its own init");
+}
+
+#[test]
+fn delete_force_kills_every_process() {
+    // Without a pid namespace, init's children only die if the runtime kills
+    // the whole container (runc: through the cgroup), as runc's delete -f does.
+    let t = Ctx::new("delete-all");
+    let mut b = t.sh("sleep 1000 & sleep 1000 & echo ready; wait");
+    b.config["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "pid");
+    b.save();
+    let id = t.id("delall");
+    let created = t.create(&b, &id);
+    t.rt(&["start", &id]).ok();
+    wait_for(|| created.reread_stdout().contains("ready"));
+    t.rt(&["delete", "--force", &id]).ok();
+    wait_for(|| processes_using(&b.rootfs()).is_empty());
+    t.assert_nothing_left(&id, &b.dir);
+}
