@@ -681,3 +681,38 @@ fn delete_force_kills_every_process() {
     wait_for(|| processes_using(&b.rootfs()).is_empty());
     t.assert_nothing_left(&id, &b.dir);
 }
+
+#[test]
+fn harness_bundles_match_runc_spec() {
+    // Self-check: the Rust bundle builder and scripts/make-bundle.sh both write
+    // `runc spec`'s config (terminal off, args replaced), and the script's
+    // bundle runs.
+    let t = Ctx::new("harness");
+    let runc = ["/usr/sbin/runc", "/usr/bin/runc"].into_iter().find(|p| Path::new(p).exists()).expect("runc installed");
+    let spec_dir = t.path("runc-spec");
+    fs::create_dir_all(&spec_dir).unwrap();
+    assert!(std::process::Command::new(runc).args(["spec", "--bundle", spec_dir.to_str().unwrap()]).status().unwrap().success());
+    let strip = |mut v: Value| {
+        v["process"].as_object_mut().unwrap().remove("args");
+        v["process"].as_object_mut().unwrap().remove("terminal");
+        v
+    };
+    let reference = strip(serde_json::from_str(&fs::read_to_string(spec_dir.join("config.json")).unwrap()).unwrap());
+    assert_eq!(strip(default_config(&["true"])), reference, "tests/common default_config");
+
+    let script_dir = t.path("script-bundle");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-bundle.sh");
+    let status = std::process::Command::new("bash")
+        .args([script, script_dir.to_str().unwrap(), "sh", "-c", "echo \"made by $0\"", "script"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let config: Value = serde_json::from_str(&fs::read_to_string(script_dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["process"]["args"], json!(["sh", "-c", "echo \"made by $0\"", "script"]));
+    assert_eq!(config["process"]["terminal"], false);
+    assert_eq!(strip(config), reference, "scripts/make-bundle.sh");
+    let id = t.id("script");
+    let out = t.rt(&["run", "--bundle", script_dir.to_str().unwrap(), &id]);
+    out.ok();
+    assert_eq!(out.stdout, "made by script\n");
+}
