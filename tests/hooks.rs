@@ -68,7 +68,7 @@ fn bundle_with_all_hooks(t: &Ctx, log: &HookLog, args: &[&str]) -> Bundle {
 fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < TIMEOUT, "timed out waiting for {what}");
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -309,7 +309,7 @@ fn kill_unknown_signal_fails() {
 fn wait_for(mut cond: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !cond() {
-        assert!(start.elapsed() < TIMEOUT, "condition not met in time");
+        assert!(start.elapsed() < WAIT, "condition not met in time");
         std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -26,6 +26,10 @@ pub use serde_json::{json, Value};
 /// How long any single runtime invocation may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long to wait for a container to reach a state or print something.
+/// Containers start in milliseconds here; this only bounds a broken runtime.
+pub const WAIT: Duration = Duration::from_secs(20);
+
 /// The runtime binary under test.
 pub fn runtime() -> PathBuf {
     match std::env::var_os("STELE_TEST_RUNTIME") {
@@ -491,11 +495,16 @@ impl Ctx {
         out.stdout
     }
 
-    /// `create --bundle B ID`, asserting success.
+    /// `create --bundle B ID`, asserting success and that `state` then
+    /// reports it created with a live init process.
     #[track_caller]
     pub fn create(&self, bundle: &Bundle, id: &str) -> Out {
         let out = self.rt(&[OsStr::new("create"), OsStr::new("--bundle"), bundle.dir.as_os_str(), OsStr::new(id)]);
         out.ok();
+        let state = self.state(id);
+        assert_eq!(state["status"], "created", "after create: {state}");
+        let pid = state["pid"].as_i64().unwrap_or(0);
+        assert!(pid > 0 && Path::new(&format!("/proc/{pid}")).exists(), "no init process after create: {state}");
         out
     }
 
@@ -516,7 +525,7 @@ impl Ctx {
             if state["status"] == want {
                 return state;
             }
-            assert!(start.elapsed() < TIMEOUT, "container {id} never became {want}: {state}");
+            assert!(start.elapsed() < WAIT, "container {id} never became {want}: {state}");
             std::thread::sleep(Duration::from_millis(10));
         }
     }
