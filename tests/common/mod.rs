@@ -108,8 +108,13 @@ fn sanitize(tag: &str) -> String {
 // Busybox rootfs
 
 struct Busybox {
+    /// The host's busybox.
     path: PathBuf,
+    /// Applet names from `busybox --list`.
     applets: Vec<String>,
+    /// A private copy in the temp dir's filesystem, for when the host binary
+    /// cannot be hard-linked (another filesystem). Made on first need.
+    copy: OnceLock<PathBuf>,
 }
 
 /// Where busybox is and which applets it has, looked up once per test binary.
@@ -128,8 +133,42 @@ fn busybox() -> &'static Busybox {
             .map(str::to_owned)
             .filter(|a| !a.is_empty() && a != "busybox")
             .collect();
-        Busybox { path, applets }
+        Busybox { path, applets, copy: OnceLock::new() }
     })
+}
+
+impl Busybox {
+    /// Put busybox at `target` as a hard link: to the host binary when on the
+    /// same filesystem, else to one cached copy per test binary.
+    fn link_to(&self, target: &Path) {
+        if fs::hard_link(&self.path, target).is_ok() {
+            return;
+        }
+        let copy = self.copy.get_or_init(|| {
+            remove_stale_copies();
+            let dir = std::env::temp_dir().join(format!("stele-test-busybox-{}", std::process::id()));
+            fs::create_dir_all(&dir).unwrap();
+            let copy = dir.join("busybox");
+            fs::copy(&self.path, &copy).expect("copy busybox");
+            copy
+        });
+        if fs::hard_link(copy, target).is_err() {
+            fs::copy(copy, target).expect("copy busybox");
+        }
+    }
+}
+
+/// Remove busybox copies left by test binaries that have exited.
+fn remove_stale_copies() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("stele-test-busybox-") {
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }
 
 pub const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
@@ -139,17 +178,14 @@ nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
 pub const GROUP: &str = "root:x:0:\ntty:x:5:\nstele:x:1000:\nnogroup:x:65534:\n";
 
 /// Build a busybox rootfs at `dir` (same shape as scripts/make-bundle.sh).
-/// busybox is hard-linked from the host when possible (same filesystem), else copied.
+/// busybox is hard-linked, never copied per bundle, so this costs ~1 ms.
 pub fn make_rootfs(dir: &Path) {
     let bb = busybox();
     for sub in ["bin", "proc", "sys", "dev", "tmp", "etc", "mnt", "run", "root", "home/stele"] {
         fs::create_dir_all(dir.join(sub)).unwrap();
     }
     fs::set_permissions(dir.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
-    let target = dir.join("bin/busybox");
-    if fs::hard_link(&bb.path, &target).is_err() {
-        fs::copy(&bb.path, &target).expect("copy busybox");
-    }
+    bb.link_to(&dir.join("bin/busybox"));
     for applet in &bb.applets {
         symlink("busybox", dir.join("bin").join(applet)).unwrap();
     }
