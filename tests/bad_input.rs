@@ -275,3 +275,35 @@ fn stele_ids_are_strict() {
         t.rt(&["create", "--bundle", b.dir.to_str().unwrap(), id]).fails_with_1().stderr_has("id");
     }
 }
+
+#[test]
+fn hostname_without_uts_namespace() {
+    // runc: "unable to set hostname without a private UTS namespace"
+    refuse_with("hostname-no-uts", "UTS", |c| {
+        c["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "uts")
+    });
+}
+
+#[test]
+fn bind_mount_source_missing() {
+    // runc: error mounting "/nonexistent/src" to rootfs at "/mnt": stat /nonexistent/src: no such file or directory
+    refuse_with("bind-missing", "no such file or directory", |c| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/mnt", "type": "bind", "source": "/nonexistent/src", "options": ["bind"]}))
+    });
+}
+
+#[test]
+fn unknown_filesystem_type() {
+    // runc: mount x:/mnt (via /proc/self/fd/6): no such device
+    refuse_with("bad-fstype", "no such device", |c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/mnt", "type": "nosuchfs", "source": "x"}))
+    });
+}
+
+#[test]
+fn negative_gid() {
+    refuse_with("neg-gid", "additionalGids", |c| c["process"]["user"]["additionalGids"] = json!([-1]));
+}
