@@ -1,0 +1,301 @@
+//! OCI hooks: order, timing, state on stdin, env/args, timeout and failure.
+
+#[macro_use]
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const HOST_HOOKS: [&str; 3] = ["prestart", "createRuntime", "poststart"];
+
+/// A hook (run with the host's /bin/sh, or the container's for
+/// startContainer) that saves its stdin to DIR/NAME.json and appends NAME to
+/// DIR/order. `dir` is the log dir as the hook sees it.
+fn logging_hook(name: &str, dir: &str) -> Value {
+    json!({
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("cat > {dir}/{name}.json; echo {name} >> {dir}/order")]
+    })
+}
+
+struct HookLog {
+    dir: PathBuf,
+}
+
+impl HookLog {
+    fn new(t: &Ctx) -> HookLog {
+        let dir = t.path("hooklog");
+        fs::create_dir_all(&dir).unwrap();
+        HookLog { dir }
+    }
+
+    fn order(&self) -> Vec<String> {
+        fs::read_to_string(self.dir.join("order"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn state(&self, name: &str) -> Value {
+        let text = fs::read_to_string(self.dir.join(format!("{name}.json")))
+            .unwrap_or_else(|e| panic!("{name} hook wrote no state: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} hook stdin is not JSON ({e}): {text:?}"))
+    }
+}
+
+/// A bundle with every hook kind logging to `log`. The log dir is bound into
+/// the container at /mnt/hooklog for startContainer, which runs inside it.
+fn bundle_with_all_hooks(t: &Ctx, log: &HookLog, args: &[&str]) -> Bundle {
+    let mut b = t.bundle(args);
+    b.mkdirs(&["/mnt/hooklog"]);
+    b.add_mount(json!({"destination": "/mnt/hooklog", "type": "bind", "source": log.dir, "options": ["bind", "rw"]}));
+    let host = log.dir.to_str().unwrap();
+    b.config["hooks"] = json!({
+        "prestart": [logging_hook("prestart", host)],
+        "createRuntime": [logging_hook("createRuntime", host)],
+        "createContainer": [logging_hook("createContainer", host)],
+        "startContainer": [logging_hook("startContainer", "/mnt/hooklog")],
+        "poststart": [logging_hook("poststart", host)],
+        "poststop": [logging_hook("poststop", host)],
+    });
+    b.save();
+    b
+}
+
+fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn hooks_run_in_order_with_state() {
+    let t = Ctx::new("hooks-order");
+    let log = HookLog::new(&t);
+    let b = bundle_with_all_hooks(&t, &log, &["sh", "-c", "echo container-ran >> /mnt/hooklog/order; exec sleep 1000"]);
+    let id = t.id("hooks");
+
+    t.create(&b, &id);
+    // runc 1.1.5 runs poststart hooks at the end of `create` (fixed in runc 1.2);
+    // the spec, and stele, run them after the process is started.
+    let mut want = vec!["prestart", "createRuntime", "createContainer"];
+    if runtime_is_runc() {
+        want.push("poststart");
+    }
+    assert_eq!(log.order(), want, "after create");
+    let pid = t.state(&id)["pid"].as_i64().unwrap();
+
+    t.rt(&["start", &id]).ok();
+    // poststart runs before start returns; the container's own line may land
+    // before or after it, but after startContainer.
+    wait_for(|| log.order().iter().any(|l| l == "container-ran"), "container output");
+    let order = log.order();
+    let hooks_only: Vec<&String> = order.iter().filter(|l| *l != "container-ran").collect();
+    want = vec!["prestart", "createRuntime", "createContainer", "startContainer", "poststart"];
+    if runtime_is_runc() {
+        want.swap(3, 4);
+    }
+    assert_eq!(hooks_only, want, "after start");
+    let pos = |name: &str| order.iter().position(|l| l == name).unwrap();
+    assert!(pos("startContainer") < pos("container-ran"), "startContainer runs before the process: {order:?}");
+
+    t.rt(&["kill", &id, "KILL"]).ok();
+    t.wait_status(&id, "stopped");
+    assert!(!log.order().contains(&"poststop".to_owned()), "poststop waits for delete");
+    t.rt(&["delete", &id]).ok();
+    assert_eq!(log.order().last().map(String::as_str), Some("poststop"), "after delete");
+
+    // Every hook got the state on stdin.
+    for name in ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] {
+        let state = log.state(name);
+        assert_eq!(state["id"], id.as_str(), "{name}: {state}");
+        assert_eq!(state["bundle"], b.dir.to_str().unwrap(), "{name}: {state}");
+        assert!(state["ociVersion"].as_str().is_some(), "{name}: {state}");
+        assert!(state["status"].as_str().is_some(), "{name}: {state}");
+    }
+    for name in ["prestart", "createRuntime", "poststart"] {
+        assert_eq!(log.state(name)["pid"].as_i64(), Some(pid), "{name} sees the init pid");
+    }
+    // Hooks run inside the container: runc 1.1.5 reports the pid as seen in the
+    // container's pid namespace (1); the host pid is also acceptable.
+    for name in ["createContainer", "startContainer"] {
+        let got = log.state(name)["pid"].as_i64();
+        assert!(got == Some(1) || got == Some(pid), "{name} pid {got:?}");
+    }
+    // runc 1.1.5 omits pid once stopped; 0 is fine too.
+    let stopped_pid = &log.state("poststop")["pid"];
+    assert!(stopped_pid.is_null() || stopped_pid == 0, "poststop pid {stopped_pid}");
+    assert_eq!(log.state("prestart")["status"], "creating");
+    assert_eq!(log.state("createRuntime")["status"], "creating");
+    assert_eq!(log.state("createContainer")["status"], "creating");
+    assert_eq!(log.state("startContainer")["status"], "created");
+    // runc 1.1.5 runs poststart during create and so reports "created".
+    let want = if runtime_is_runc() { "created" } else { "running" };
+    assert_eq!(log.state("poststart")["status"], want);
+    assert_eq!(log.state("poststop")["status"], "stopped");
+}
+
+#[test]
+fn run_runs_all_hooks() {
+    let t = Ctx::new("hooks-run");
+    let log = HookLog::new(&t);
+    let b = bundle_with_all_hooks(&t, &log, &["sh", "-c", "echo container-output"]);
+    let out = t.run(&b);
+    out.ok();
+    assert_eq!(out.stdout, "container-output\n");
+    let mut want = vec!["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
+    if runtime_is_runc() {
+        want.swap(3, 4); // runc 1.1.5 runs poststart during create
+    }
+    assert_eq!(log.order(), want, "run = create + start + delete");
+}
+
+#[test]
+fn hook_args_and_env() {
+    let t = Ctx::new("hooks-env");
+    let log = HookLog::new(&t);
+    let dir = log.dir.to_str().unwrap();
+    let mut b = t.sh("true");
+    b.config["hooks"] = json!({
+        "createRuntime": [{
+            "path": "/bin/sh",
+            "args": ["hook-argv0", "-c", format!("echo \"$0|$1|$HOOK_VAR|${{LEAK_CHECK:-unset}}\" > {dir}/env"), "zeroth", "first"],
+            "env": ["HOOK_VAR=hook value"]
+        }]
+    });
+    b.save();
+    let id = t.id("hookenv");
+    let mut cmd = t.cmd(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
+    cmd.env("LEAK_CHECK", "leaked-from-runtime");
+    t.exec(cmd).ok();
+    let got = fs::read_to_string(log.dir.join("env")).unwrap();
+    // args verbatim ($0 is the word after the -c script); only the configured
+    // env, nothing inherited from the runtime's own environment.
+    assert_eq!(got, "zeroth|first|hook value|unset\n");
+}
+
+#[test]
+fn hook_timeout_fails_create() {
+    let t = Ctx::new("hooks-timeout");
+    let log = HookLog::new(&t);
+    let dir = log.dir.to_str().unwrap();
+    let mut b = t.sh("echo should-not-run");
+    b.config["hooks"] = json!({
+        "createRuntime": [{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("echo $$ > {dir}/hookpid; exec sleep 60")],
+            "timeout": 1
+        }]
+    });
+    b.save();
+    let id = t.id("timeout");
+    let start = Instant::now();
+    let out = t.rt(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+    let took = start.elapsed();
+    out.fails();
+    assert!(took < Duration::from_secs(15), "timeout of 1s took {took:?}");
+    // The hook process was killed.
+    let hook_pid = fs::read_to_string(log.dir.join("hookpid")).unwrap();
+    wait_for(
+        || {
+            let stat = fs::read_to_string(format!("/proc/{}/stat", hook_pid.trim())).unwrap_or_default();
+            stat.is_empty() || stat.contains(") Z ")
+        },
+        "timed-out hook to die",
+    );
+    t.assert_nothing_left(&id, &b.dir);
+}
+
+#[test]
+fn failing_create_runtime_hook_leaves_nothing() {
+    let t = Ctx::new("hooks-fail");
+    let log = HookLog::new(&t);
+    let dir = log.dir.to_str().unwrap();
+    let mut b = t.sh("echo should-not-run");
+    b.config["hooks"] = json!({
+        "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo hook-failing >&2; exit 7"]}],
+        "createContainer": [logging_hook("createContainer", dir)]
+    });
+    b.save();
+    let id = t.id("hookfail");
+    let out = t.rt(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+    out.fails();
+    assert!(log.order().is_empty(), "later hooks did not run: {:?}", log.order());
+    t.assert_nothing_left(&id, &b.dir);
+    t.rt(&["state", &id]).fails_with_1();
+}
+
+#[test]
+fn failing_hook_in_run_leaves_nothing() {
+    let t = Ctx::new("hooks-fail-run");
+    let mut b = t.sh("echo should-not-run");
+    b.config["hooks"] = json!({
+        "prestart": [{"path": "/bin/false"}]
+    });
+    b.save();
+    let id = t.id("hookfailrun");
+    let out = t.rt(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
+    out.fails();
+    assert!(!out.stdout.contains("should-not-run"), "{out}");
+    t.assert_nothing_left(&id, &b.dir);
+}
+
+#[test]
+fn missing_hook_binary_fails() {
+    let t = Ctx::new("hooks-missing");
+    let mut b = t.sh("echo should-not-run");
+    b.config["hooks"] = json!({"createRuntime": [{"path": "/nonexistent/hook"}]});
+    b.save();
+    let id = t.id("hookmissing");
+    let out = t.rt(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
+    out.fails();
+    assert!(!out.stdout.contains("should-not-run"), "{out}");
+    t.assert_nothing_left(&id, &b.dir);
+}
+
+#[test]
+fn poststop_runs_on_delete_force() {
+    let t = Ctx::new("hooks-poststop");
+    let log = HookLog::new(&t);
+    let mut b = t.sh("exec sleep 1000");
+    b.config["hooks"] = json!({"poststop": [logging_hook("poststop", log.dir.to_str().unwrap())]});
+    b.save();
+    let id = t.id("poststop");
+    t.create(&b, &id);
+    t.rt(&["start", &id]).ok();
+    assert!(log.order().is_empty());
+    t.rt(&["delete", "--force", &id]).ok();
+    assert_eq!(log.order(), ["poststop"]);
+    assert_eq!(log.state("poststop")["id"], id.as_str());
+}
+
+#[test]
+fn host_hooks_run_in_host_namespaces() {
+    // prestart, createRuntime and poststart run in the runtime's namespaces.
+    let t = Ctx::new("hooks-ns");
+    let log = HookLog::new(&t);
+    let dir = log.dir.to_str().unwrap();
+    let mut b = t.sh("true");
+    let hooks: serde_json::Map<String, Value> = HOST_HOOKS
+        .iter()
+        .map(|h| {
+            let hook = json!({"path": "/bin/sh", "args": ["sh", "-c", format!("readlink /proc/self/ns/mnt /proc/self/ns/pid > {dir}/{h}.ns")]});
+            (h.to_string(), json!([hook]))
+        })
+        .collect();
+    b.config["hooks"] = Value::Object(hooks);
+    b.save();
+    t.run(&b).ok();
+    let host_mnt = fs::read_link("/proc/self/ns/mnt").unwrap();
+    let host_pid = fs::read_link("/proc/self/ns/pid").unwrap();
+    let want = format!("{}\n{}\n", host_mnt.display(), host_pid.display());
+    for h in HOST_HOOKS {
+        let got = fs::read_to_string(Path::new(dir).join(format!("{h}.ns"))).unwrap();
+        assert_eq!(got, want, "{h} hook namespaces");
+    }
+}

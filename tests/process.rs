@@ -1,0 +1,354 @@
+//! The container process: env, cwd, user, umask, rlimits, capabilities,
+//! no_new_privs, oom_score_adj, and which fds it gets.
+
+#[macro_use]
+mod common;
+
+use common::*;
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+
+/// Mask of capability numbers as /proc/PID/status prints it.
+fn cap_mask(caps: &[u32]) -> String {
+    format!("{:016x}", caps.iter().fold(0u64, |m, c| m | (1u64 << c)))
+}
+
+fn status_of(out: &str, key: &str) -> String {
+    status_field(out, key).unwrap_or_else(|| panic!("{key} missing in {out}")).to_owned()
+}
+
+#[test]
+fn env_is_exactly_the_config() {
+    let t = Ctx::new("env");
+    let mut b = t.sh("env | sort");
+    b.config["process"]["env"] = json!(["PATH=/bin", "FOO=bar baz", "EMPTY=", "HOME=/custom"]);
+    b.save();
+    let out = t.run(&b);
+    out.ok();
+    // sh adds PWD and SHLVL itself; nothing from the caller's environment leaks.
+    let got: BTreeSet<String> = out.lines().into_iter().collect();
+    let want: BTreeSet<String> = ["EMPTY=", "FOO=bar baz", "HOME=/custom", "PATH=/bin", "PWD=/", "SHLVL=1"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(got, want, "{out}");
+}
+
+#[test]
+fn home_defaults_from_passwd() {
+    // runc sets HOME from the rootfs's /etc/passwd when the config has none.
+    let t = Ctx::new("home");
+    let mut b = t.sh("echo $HOME");
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    b.save();
+    let out = t.run(&b);
+    out.ok();
+    assert_eq!(out.stdout, "/home/stele\n");
+    let out = t.run(&t.sh("echo $HOME"));
+    assert_eq!(out.stdout, "/root\n");
+}
+
+#[test]
+fn cwd_is_honoured() {
+    let t = Ctx::new("cwd");
+    let mut b = t.sh("pwd; echo $PWD");
+    b.mkdirs(&["/work/dir"]);
+    b.config["process"]["cwd"] = json!("/work/dir");
+    b.save();
+    let out = t.run(&b);
+    out.ok();
+    assert_eq!(out.stdout, "/work/dir\n/work/dir\n");
+}
+
+#[test]
+fn user_uid_gid_additional_gids() {
+    let t = Ctx::new("user");
+    let mut b = t.sh("grep -E '^(Uid|Gid|Groups):' /proc/self/status; id");
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [5, 65534]});
+    b.save();
+    let out = t.run(&b);
+    out.ok();
+    assert_eq!(status_of(&out.stdout, "Uid"), "1000\t1000\t1000\t1000");
+    assert_eq!(status_of(&out.stdout, "Gid"), "1000\t1000\t1000\t1000");
+    assert_eq!(status_of(&out.stdout, "Groups"), "5 65534");
+    assert!(out.stdout.contains("uid=1000(stele) gid=1000(stele) groups=5(tty),65534(nogroup)"), "{out}");
+}
+
+#[test]
+fn root_user_has_no_supplementary_groups() {
+    let t = Ctx::new("root-groups");
+    let out = t.run_sh("grep -E '^(Uid|Gid|Groups):' /proc/self/status");
+    assert_eq!(status_of(&out, "Uid"), "0\t0\t0\t0");
+    assert_eq!(status_of(&out, "Gid"), "0\t0\t0\t0");
+    assert_eq!(status_of(&out, "Groups"), "", "the caller's groups must not leak");
+}
+
+#[test]
+fn umask_is_honoured() {
+    let t = Ctx::new("umask");
+    let mut b = t.sh("umask; touch /tmp/f; stat -c %a /tmp/f");
+    b.add_mount(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]}));
+    b.config["process"]["user"]["umask"] = json!(0o027);
+    b.save();
+    let out = t.run(&b);
+    out.ok();
+    assert_eq!(out.stdout, "0027\n640\n");
+}
+
+#[test]
+fn umask_defaults_to_022() {
+    let t = Ctx::new("umask-default");
+    assert_eq!(t.run_sh("umask"), "0022\n");
+}
+
+#[test]
+fn rlimit_nofile() {
+    let t = Ctx::new("rlimits");
+    let mut b = t.sh("grep -E '^Max (open files|processes|core file size)' /proc/self/limits; ulimit -n");
+    b.config["process"]["rlimits"] = json!([
+        {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1000},
+        {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}
+    ]);
+    b.save();
+    let out = t.run(&b);
+    out.ok();
+    let line = |prefix: &str| -> Vec<String> {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix} missing: {out}"))[prefix.len()..]
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(line("Max open files"), ["512", "1000", "files"]);
+    assert_eq!(line("Max core file size"), ["0", "0", "bytes"]);
+    assert!(out.stdout.ends_with("512\n"));
+}
+
+#[test]
+fn rlimit_above_hard_limit_fails_cleanly() {
+    // CAP_SYS_RESOURCE is not in this host's bounding set; raising the hard
+    // NOFILE limit above the caller's fails: the runtime must report it.
+    let t = Ctx::new("rlimit-eperm");
+    let mut b = t.sh("echo should-not-run");
+    b.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1u64 << 40, "hard": 1u64 << 40}]);
+    b.save();
+    let id = t.id("rlimit");
+    let out = t.rt(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
+    out.fails();
+    assert!(!out.stdout.contains("should-not-run"));
+    t.rt(&["delete", "--force", &id]);
+    t.assert_nothing_left(&id, &b.dir);
+}
+
+#[test]
+fn capabilities_root() {
+    // For uid 0, execve gives permitted = effective = bounding | inheritable.
+    let t = Ctx::new("caps-root");
+    let mut b = t.sh("grep -E '^Cap' /proc/self/status");
+    b.config["process"]["capabilities"] = json!({
+        "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"],
+        "effective": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"],
+        "permitted": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"],
+        "inheritable": ["CAP_KILL"],
+        "ambient": ["CAP_KILL"]
+    });
+    b.save();
+    let out = t.run(&b);
+    out.ok();
+    let s = &out.stdout;
+    assert_eq!(status_of(s, "CapBnd"), cap_mask(&[0, 5, 13]));
+    assert_eq!(status_of(s, "CapPrm"), cap_mask(&[0, 5, 13]));
+    assert_eq!(status_of(s, "CapEff"), cap_mask(&[0, 5, 13]));
+    assert_eq!(status_of(s, "CapInh"), cap_mask(&[5]));
+    assert_eq!(status_of(s, "CapAmb"), cap_mask(&[5]));
+}
+
+#[test]
+fn capabilities_non_root_ambient() {
+    // For a non-root user only ambient capabilities survive execve.
+    let t = Ctx::new("caps-user");
+    let mut b = t.sh("grep -E '^Cap' /proc/self/status");
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    b.config["process"]["capabilities"] = json!({
+        "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+        "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+        "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+        "inheritable": ["CAP_KILL", "CAP_NET_BIND_SERVICE"],
+        "ambient": ["CAP_NET_BIND_SERVICE"]
+    });
+    b.save();
+    let out = t.run(&b);
+    out.ok();
+    let s = &out.stdout;
+    assert_eq!(status_of(s, "CapBnd"), cap_mask(&[5, 10, 29]));
+    assert_eq!(status_of(s, "CapInh"), cap_mask(&[5, 10]));
+    assert_eq!(status_of(s, "CapAmb"), cap_mask(&[10]));
+    assert_eq!(status_of(s, "CapPrm"), cap_mask(&[10]));
+    assert_eq!(status_of(s, "CapEff"), cap_mask(&[10]));
+}
+
+#[test]
+fn missing_capabilities_means_none() {
+    let t = Ctx::new("caps-none");
+    let zero = "0000000000000000";
+    for caps in [None, Some(json!({}))] {
+        let mut b = t.sh("grep -E '^Cap' /proc/self/status");
+        match caps {
+            None => {
+                b.config["process"].as_object_mut().unwrap().remove("capabilities");
+            }
+            Some(c) => b.config["process"]["capabilities"] = c,
+        }
+        b.save();
+        let out = t.run(&b);
+        out.ok();
+        for key in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            assert_eq!(status_of(&out.stdout, key), zero, "{key} with capabilities {:?}", b.config["process"].get("capabilities"));
+        }
+    }
+}
+
+#[test]
+fn capabilities_take_effect() {
+    // Without CAP_CHOWN, root cannot chown a file it does not own... it owns it,
+    // so use CAP_DAC_OVERRIDE: reading a 000 file needs it.
+    let t = Ctx::new("caps-effect");
+    let mut b = t.sh("cat /etc/secret && echo read-ok || echo read-denied");
+    std::fs::write(b.rootfs().join("etc/secret"), "s3cret\n").unwrap();
+    std::fs::set_permissions(b.rootfs().join("etc/secret"), std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    std::os::unix::fs::chown(b.rootfs().join("etc/secret"), Some(1000), Some(1000)).unwrap();
+    b.save();
+    let out = t.run(&b);
+    out.ok();
+    assert_eq!(out.stdout, "read-denied\n", "{out}");
+
+    let caps = json!(["CAP_DAC_OVERRIDE"]);
+    b.config["process"]["capabilities"] =
+        json!({"bounding": caps, "effective": caps, "permitted": caps});
+    b.save();
+    let out = t.run(&b);
+    out.ok();
+    assert_eq!(out.stdout, "s3cret\nread-ok\n", "{out}");
+}
+
+#[test]
+fn no_new_privileges() {
+    let t = Ctx::new("nnp");
+    for (nnp, want) in [(true, "1"), (false, "0")] {
+        let mut b = t.sh("grep NoNewPrivs /proc/self/status");
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        b.save();
+        let out = t.run(&b);
+        out.ok();
+        assert_eq!(status_of(&out.stdout, "NoNewPrivs"), want, "noNewPrivileges={nnp}");
+    }
+}
+
+#[test]
+fn oom_score_adj() {
+    let t = Ctx::new("oom");
+    let mut b = t.sh("cat /proc/self/oom_score_adj");
+    b.config["process"]["oomScoreAdj"] = json!(500);
+    b.save();
+    let out = t.run(&b);
+    out.ok();
+    assert_eq!(out.stdout, "500\n");
+}
+
+fn temp_file_with(t: &Ctx, name: &str, content: &str) -> OwnedFd {
+    let path = t.path(name);
+    let mut f = File::create(&path).unwrap();
+    f.write_all(content.as_bytes()).unwrap();
+    drop(f);
+    File::open(&path).unwrap().into()
+}
+
+fn fd_list(stdout: &str) -> Vec<u32> {
+    let mut fds: Vec<u32> = stdout.split_whitespace().filter_map(|s| s.parse().ok()).collect();
+    fds.sort();
+    fds
+}
+
+#[test]
+fn leaked_fds_do_not_reach_container() {
+    let t = Ctx::new("fd-leak");
+    let b = t.sh("ls /proc/self/fd");
+    let id = t.id("fdleak");
+    let mut cmd = t.cmd(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
+    with_fds(
+        &mut cmd,
+        vec![
+            (3, temp_file_with(&t, "leak3", "three")),
+            (4, temp_file_with(&t, "leak4", "four")),
+            (7, temp_file_with(&t, "leak7", "seven")),
+        ],
+    );
+    let out = t.exec(cmd);
+    out.ok();
+    // 0 1 2, plus the directory fd ls itself opens (3).
+    assert_eq!(fd_list(&out.stdout), [0, 1, 2, 3], "{out}");
+}
+
+#[test]
+fn leaked_fds_do_not_reach_created_container() {
+    // Same through create/start: the shim leaks a socket as fd 3 into both.
+    let t = Ctx::new("fd-leak-create");
+    let b = t.sh("ls /proc/self/fd");
+    let id = t.id("fdleakc");
+    let mut cmd = t.cmd(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+    with_fds(&mut cmd, vec![(3, temp_file_with(&t, "leak3", "three"))]);
+    let created = t.exec(cmd);
+    created.ok();
+    let mut cmd = t.cmd(&["start", &id]);
+    with_fds(&mut cmd, vec![(3, temp_file_with(&t, "leak3b", "three")), (5, temp_file_with(&t, "leak5", "five"))]);
+    t.exec(cmd).ok();
+    t.wait_status(&id, "stopped");
+    assert_eq!(fd_list(&created.reread_stdout()), [0, 1, 2, 3]);
+}
+
+#[test]
+fn preserve_fds_passes_exactly_n() {
+    let t = Ctx::new("preserve-fds");
+    let b = t.sh("cat <&3; echo; cat <&4; echo; ls /proc/self/fd | tr '\\n' ' '");
+    let id = t.id("pfds");
+    let mut cmd = t.cmd(&["run", "--preserve-fds", "2", "--bundle", b.dir.to_str().unwrap(), &id]);
+    with_fds(
+        &mut cmd,
+        vec![
+            (3, temp_file_with(&t, "p3", "payload-three")),
+            (4, temp_file_with(&t, "p4", "payload-four")),
+            (5, temp_file_with(&t, "p5", "must-not-pass")),
+        ],
+    );
+    let out = t.exec(cmd);
+    out.ok();
+    let mut lines = out.stdout.lines();
+    assert_eq!(lines.next(), Some("payload-three"));
+    assert_eq!(lines.next(), Some("payload-four"));
+    // 0-4, plus ls's own directory fd (5); a leaked fd 5 would push it to 6.
+    assert_eq!(fd_list(lines.next().unwrap_or("")), [0, 1, 2, 3, 4, 5], "{out}");
+}
+
+#[test]
+fn args_are_passed_verbatim() {
+    let t = Ctx::new("args");
+    let b = t.bundle(&["sh", "-c", "for a in \"$@\"; do echo \"[$a]\"; done", "argv0", "a b", "", "*", "$HOME"]);
+    let out = t.run(&b);
+    out.ok();
+    assert_eq!(out.stdout, "[a b]\n[]\n[*]\n[$HOME]\n");
+}
+
+#[test]
+fn exec_uses_path_from_config_env() {
+    let t = Ctx::new("path-lookup");
+    let mut b = t.bundle(&["echo", "found-via-path"]);
+    b.config["process"]["env"] = json!(["PATH=/nonexistent:/bin"]);
+    b.save();
+    let out = t.run(&b);
+    out.ok();
+    assert_eq!(out.stdout, "found-via-path\n");
+}
