@@ -201,6 +201,12 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
         }
     }
 
+    // The child is visible in a joined pid namespace (and is the runtime
+    // binary) from the moment clone3 returns, before it could make itself
+    // non-dumpable: make the runtime non-dumpable first, so the child
+    // inherits it (CVE-2019-5736). The container process becomes dumpable
+    // again at execve.
+    security::set_dumpable(false);
     let flags = clone_flags(spec);
     match sys::clone3(flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))? {
         None => {
