@@ -476,7 +476,10 @@ fn hook_state(spec: &Spec, id: &str, pid: i32, status: &str, bundle: &Path) -> s
 /// After chdir, the cwd must be inside the container's root: a leaked fd
 /// (`cwd=/proc/self/fd/N`) would leave it outside (CVE-2024-21626).
 fn check_cwd_inside() -> Result<()> {
-    let cwd = nix::unistd::getcwd().ctx("getcwd")?;
+    // glibc's getcwd fails with ENOENT for a cwd outside the root (the
+    // kernel's "(unreachable)" prefix): say what it means, not "no such file".
+    let cwd = nix::unistd::getcwd()
+        .map_err(|e| Error::msg(format!("process.cwd: the working directory is outside the container (getcwd: {e})")))?;
     if !cwd.is_absolute() || cwd.to_string_lossy().starts_with("(unreachable)") {
         bail!("process.cwd: the working directory is outside the container");
     }
