@@ -99,7 +99,10 @@ pub fn check(spec: &Spec, bundle: &Path, rootfs: &Path, kind: RootfsKind, store:
         }
         let Some(src) = m.source() else { continue };
         let src: PathBuf = if src.is_absolute() { src.clone() } else { bundle.join(src) };
-        if protect_rootfs && lexical_inside(&src, rootfs) {
+        // A source inside the rootfs, or one that contains it (e.g. the
+        // bundle directory: a non-recursive bind shows the image files
+        // under the container's read-only root mount), exposes the image.
+        if protect_rootfs && (lexical_inside(&src, rootfs) || lexical_inside(rootfs, &src)) {
             bail!(
                 "mounts[{i}]: a writable bind of {} would expose image files inside the rootfs; add \"ro\" to its options",
                 src.display()

@@ -207,6 +207,12 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
         }
     }
 
+    // The child is visible in a joined pid namespace (and is the runtime
+    // binary) from the moment clone3 returns, before it could make itself
+    // non-dumpable: make the runtime non-dumpable first, so the child
+    // inherits it (CVE-2019-5736). The container process becomes dumpable
+    // again at execve.
+    security::set_dumpable(false);
     let flags = clone_flags(spec);
     match sys::clone3(flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))? {
         None => {
@@ -524,7 +530,10 @@ fn hook_state(spec: &Spec, id: &str, pid: i32, status: &str, bundle: &Path) -> s
 /// After chdir, the cwd must be inside the container's root: a leaked fd
 /// (`cwd=/proc/self/fd/N`) would leave it outside (CVE-2024-21626).
 fn check_cwd_inside() -> Result<()> {
-    let cwd = nix::unistd::getcwd().ctx("getcwd")?;
+    // glibc's getcwd fails with ENOENT for a cwd outside the root (the
+    // kernel's "(unreachable)" prefix): say what it means, not "no such file".
+    let cwd = nix::unistd::getcwd()
+        .map_err(|_| Error::msg("process.cwd: the working directory is outside the container"))?;
     if !cwd.is_absolute() || cwd.to_string_lossy().starts_with("(unreachable)") {
         bail!("process.cwd: the working directory is outside the container");
     }

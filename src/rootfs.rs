@@ -452,6 +452,19 @@ fn create_default_devices(root: RawFd, _devnull: RawFd) -> Result<()> {
 /// TIOCGPTPEER (no path lookup), and /dev/console is bound to it.
 fn open_pty(root: RawFd) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
     let (master, peer) = new_pty(root)?;
+    // An image's /dev/console that is a symlink would have the pty mounted
+    // over whatever it points to (e.g. a procfs file): refuse it.
+    // (O_PATH|O_NOFOLLOW opens a trailing symlink itself; RESOLVE_NO_SYMLINKS
+    // refuses symlinks in the earlier components.)
+    match sys::openat2(root, "dev/console", libc::O_PATH | libc::O_NOFOLLOW, 0, sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_SYMLINKS) {
+        Err(e) if e.errno() == Some(libc::ELOOP) => {
+            bail!("terminal: /dev/console: a path component in the rootfs is a symlink; refusing")
+        }
+        Ok(fd) if sys::fstat(fd.as_raw_fd()).map(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK).unwrap_or(false) => {
+            bail!("terminal: /dev/console in the rootfs is a symlink; refusing to mount the console over its target")
+        }
+        _ => {}
+    }
     let console = ensure_in_root(root, "/dev/console", true)?;
     let tree = sys::open_tree_fd(peer.as_raw_fd(), false, "/dev/console")?;
     sys::move_mount_fd(tree.as_raw_fd(), console.as_raw_fd(), "/dev/console")?;
