@@ -10,7 +10,8 @@
 # Knobs (environment): N (run back-to-back, 200), N_IDLE (run after idle, 100),
 # IDLE_MS (50), N_CSD (create/start/delete, 100), N_EXEC (100), PAR (20),
 # PAR_REPS (10), WARMUP (5), RUNTIMES ("stele crun runc"), BENCH_JSON (file for
-# raw samples), NO_BUILD=1 (use the existing target/release/stele).
+# raw samples), NO_BUILD=1 (use the existing target/release/stele),
+# STELE=/path/to/stele (benchmark another build; implies NO_BUILD=1).
 #
 # The wrapper: every runtime runs inside ONE private mount namespace (set up
 # once for the whole benchmark, not per run) in which /sys/fs/cgroup is a
@@ -45,20 +46,23 @@ done
 [ "$STRACE" = 0 ] || command -v strace >/dev/null || { echo "bench: strace is required" >&2; exit 1; }
 
 # ---------------------------------------------------------------- build
-if [ "${NO_BUILD:-0}" = 0 ]; then
+if [ -n "${STELE:-}" ]; then
+  STELE=$(readlink -f "$STELE")
+elif [ "${NO_BUILD:-0}" = 0 ]; then
   echo "bench: cargo build --release" >&2
   (cd "$repo" && cargo build --release --quiet) >&2
 fi
-STELE="$repo/target/release/stele"
+STELE=${STELE:-$repo/target/release/stele}
 [ -x "$STELE" ] || { echo "bench: $STELE missing" >&2; exit 1; }
 
 # ---------------------------------------------------------------- temp + cleanup
 WORK=$(mktemp -d /tmp/stele-bench.XXXXXX)
 PREFIX="sb$$"
-wrap() {  # run "$@" inside a fresh private mount ns with a cgroup2-only /sys/fs/cgroup
-  unshare -m --propagation private sh -c \
-    'umount -R /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && exec "$@"' wrap "$@"
-}
+# The wrapper: "${WRAP[@]}" CMD... runs CMD inside a fresh private mount ns with a
+# cgroup2-only /sys/fs/cgroup (unshare and sh exec into CMD: same pid).
+WRAP=(unshare -m --propagation private sh -c
+  'umount -R /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && exec "$@"' wrap)
+wrap() { "${WRAP[@]}" "$@"; }
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -86,9 +90,14 @@ cleanup() {
   rm -rf "$WORK"
   exit $rc
 }
+child=
+stop() {  # forward to the driver (it deletes its containers), then clean up
+  [ -n "$child" ] && kill -TERM "$child" 2>/dev/null && wait "$child" 2>/dev/null
+  exit "$1"
+}
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'stop 130' INT
+trap 'stop 143' TERM
 
 # ---------------------------------------------------------------- bundle
 # busybox rootfs, read-only root, args /bin/true, `runc spec` defaults
@@ -141,4 +150,8 @@ fi
 # ---------------------------------------------------------------- the benchmark
 echo "bench: $("$STELE" --version | head -1); $(crun --version 2>/dev/null | head -1); $(runc --version 2>/dev/null | head -1); kernel $(uname -r); $(nproc) cpus" >&2
 echo "bench: wrapper = one private mount ns, cgroup2-only /sys/fs/cgroup (crun --cgroup-manager=disabled)" >&2
-wrap python3 "$here/bench/bench.py"
+# Not through the wrap function: a backgrounded function runs in a subshell,
+# and $child must be the driver itself so that stop() can signal it.
+"${WRAP[@]}" python3 "$here/bench/bench.py" &
+child=$!
+wait "$child"
