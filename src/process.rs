@@ -448,7 +448,11 @@ fn finish_and_exec(t: Tail) -> Result<Never> {
     let cwd = process.cwd();
     nix::unistd::chdir(cwd.as_path()).with_ctx(|| format!("process.cwd: chdir to {:?}", cwd))?;
     check_cwd_inside()?;
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        // as runc: HOME from the container's /etc/passwd, else "/"
+        env.push(format!("HOME={}", home_of(process.user().uid())));
+    }
     let args = process.args().clone().unwrap_or_default();
     let exe = find_executable(&args[0], &env)?;
 
@@ -525,6 +529,32 @@ fn hook_state(spec: &Spec, id: &str, pid: i32, status: &str, bundle: &Path) -> s
         "bundle": bundle,
         "annotations": spec.annotations().clone().unwrap_or_default(),
     })
+}
+
+/// The home directory of `uid` in the container's /etc/passwd (we are
+/// already inside its root), or "/".
+fn home_of(uid: u32) -> String {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // The image controls this file: never block on a fifo, read at most 1 MiB.
+    let text = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open("/etc/passwd")
+        .ok()
+        .filter(|f| f.metadata().map(|m| m.is_file()).unwrap_or(false))
+        .and_then(|f| {
+            let mut s = String::new();
+            f.take(1 << 20).read_to_string(&mut s).ok().map(|_| s)
+        });
+    let Some(text) = text else { return "/".into() };
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid) && !f[5].is_empty() {
+            return f[5].to_string();
+        }
+    }
+    "/".into()
 }
 
 /// After chdir, the cwd must be inside the container's root: a leaked fd

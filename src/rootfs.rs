@@ -435,6 +435,10 @@ fn create_default_devices(root: RawFd, _devnull: RawFd) -> Result<()> {
         ("core", "/proc/kcore"),
         ("ptmx", "pts/ptmx"),
     ] {
+        // as runc: /dev/core only where the kernel has /proc/kcore
+        if name == "core" && !Path::new("/proc/kcore").exists() {
+            continue;
+        }
         let n = cstring(name)?;
         let t = cstring(target)?;
         // SAFETY: dev is resolved in the root; name has no '/'.

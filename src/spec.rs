@@ -33,7 +33,9 @@ pub fn parse(bytes: &[u8]) -> Result<Spec> {
     serde_path_to_error::deserialize::<_, Spec>(de).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
-        if field.is_empty() || field == "." {
+        if inner.is_syntax() || inner.is_eof() {
+            Error::msg(format!("config.json: invalid JSON: {inner}"))
+        } else if field.is_empty() || field == "." || field == "?" {
             Error::msg(format!("config.json: {inner}"))
         } else {
             Error::msg(format!("config.json: {field}: {inner}"))
@@ -108,7 +110,7 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     if let Some(p) = spec.process() {
         match p.args() {
             Some(a) if !a.is_empty() && !a[0].is_empty() => {}
-            _ => bail!("config.json: process.args: must name the program to run"),
+            _ => bail!("config.json: process.args: args must not be empty"),
         }
         if !is_abs(p.cwd()) {
             bail!("config.json: process.cwd: {:?} must be an absolute path", p.cwd());

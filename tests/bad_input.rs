@@ -51,7 +51,10 @@ fn config_not_json_at_all() {
     let t = Ctx::new("bad-json2");
     let b = t.sh("echo should-not-run");
     fs::write(b.config_path(), "{bad json").unwrap();
-    assert_refused(&t, &b, "invalid character");
+    // runc words Go's decoder error ("invalid character"); stele names the
+    // file and the position.
+    let needle = if runtime_is_runc() { "invalid character" } else { "config.json: invalid JSON" };
+    assert_refused(&t, &b, needle);
 }
 
 #[test]
@@ -156,7 +159,9 @@ fn unknown_id_errors() {
         let mut args: Vec<&str> = verb.to_vec();
         args.push("never-created-id");
         let out = t.rt(&args);
-        out.fails_with_1().stderr_has("container does not exist");
+        // runc: "container does not exist"; stele names the id as well.
+        let needle = if runtime_is_runc() { "container does not exist".to_string() } else { "container never-created-id does not exist".to_string() };
+        out.fails_with_1().stderr_has(&needle);
     }
     assert!(!t.root().join("never-created-id").exists());
 }
