@@ -184,7 +184,7 @@ s_update() {
   skip_because "ctr 1.6 has no 'tasks update' (containerd calls runtime update only via CRI); covered by podman/docker"
 }
 s_read_only() {
-  local out; out=$(run c-ro --rm --read-only "$IMG" c-ro sh -c 'touch /probe; echo rc=$?' 2>&1); echo "$out"
+  local out; out=$(run c-ro --rm --read-only "$IMG" c-ro sh -c 'touch /probe 2>&1; echo rc=$?' 2>&1); echo "$out"
   [[ "$out" == *"Read-only file system"* && "$out" == *rc=1* ]] || { why "write to read-only root: $out"; return 1; }
 }
 s_writable_upper() {

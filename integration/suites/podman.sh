@@ -153,7 +153,7 @@ s_update() {
   [ "$out" = 134217728 ] && [ "$s" = running ] || { why "limit after update: $out ($s)"; return 1; }
 }
 s_read_only() {
-  local out; out=$(pm run --rm "${R[@]}" --read-only "$IMG" sh -c 'touch /probe; echo rc=$?; touch /tmp/t && echo tmp-ok' 2>&1); echo "$out"
+  local out; out=$(pm run --rm "${R[@]}" --read-only "$IMG" sh -c 'touch /probe 2>&1; echo rc=$?; touch /tmp/t && echo tmp-ok' 2>&1); echo "$out"
   [[ "$out" == *"Read-only file system"*rc=1*tmp-ok* ]] || { why "read-only root: $out"; return 1; }
 }
 s_writable_upper() {
