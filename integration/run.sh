@@ -39,6 +39,7 @@ if ! "$HERE/make-image.sh" "$WORK/image" > "$LOGDIR/make-image.log" 2>&1; then
 fi
 echo "# stele $STELE ($("$STELE" --version 2>/dev/null | head -1)); image $(cat "$WORK/image/IMAGE") $(cat "$WORK/image/DIGEST"); logs $LOGDIR"
 
+cd "$WORK" || exit 1
 for s in "${SUITES[@]}"; do
   cf=$WORK/counts.$s
   STELE=$STELE IMAGE_DIR=$WORK/image LOGDIR=$LOGDIR COUNTS_FILE=$cf bash "$HERE/suites/$s.sh"

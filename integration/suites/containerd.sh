@@ -13,6 +13,8 @@ CG=/stele-it-ctrd-$$
 CTR=(ctr --address "$SOCK" --namespace "$NS")
 RUNOPTS=(--runc-binary "$STELE" --runc-root "$BASE/runc-root" --fifo-dir "$BASE/fifo")
 CTRD_PID=""
+# work inside BASE: conmon (on OOM) and others drop files into their cwd
+cd "$BASE" || exit 1
 ALL=(run_output exit_code detached_exec_kill tty pause_resume ps_top stats memory_oom pids_limit update read_only writable_upper)
 
 cleanup() {

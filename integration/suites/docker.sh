@@ -12,6 +12,8 @@ CG=/stele-it-docker-$$
 ALL=(run_output exit_code detached_exec_kill tty pause_resume ps_top stats memory_oom pids_limit update read_only writable_upper)
 SOCK=$BASE/docker.sock
 DOCKERD_PID=""
+# work inside BASE: conmon (on OOM) and others drop files into their cwd
+cd "$BASE" || exit 1
 # dockerd 20.10 always writes its trust key to /etc/docker/key.json: remove it again if we made it
 KEY_EXISTED=0; [ -e /etc/docker/key.json ] && KEY_EXISTED=1
 # the client from the docker.io package matches the daemon; any other one negotiates the API
@@ -139,7 +141,7 @@ s_memory_oom() {
   [ $rc -eq 137 ] || { why "64 MiB past a 16 MiB limit: expected 137, got $rc"; return 1; }
 }
 s_pids_limit() {
-  local out; out=$(dk run --rm "${R[@]}" --pids-limit 20 "$IMG" sh -c "cat /sys/fs/cgroup/pids/pids.max; $FORK_BOMBLET" 2>&1); echo "$out"
+  local out; out=$(dk run --rm "${R[@]}" --pids-limit 20 "$IMG" sh -c "exec 2>&1; cat /sys/fs/cgroup/pids/pids.max; $FORK_BOMBLET" 2>&1); echo "$out"
   [[ "$out" == 20* ]] || { why "pids.max: $out"; return 1; }
   [[ "$out" == *"can't fork"* || "$out" == *"Resource temporarily unavailable"* ]] && [[ "$out" != *spawned-40* ]] \
     || { why "fork past pids.max 20 did not fail: $out"; return 1; }

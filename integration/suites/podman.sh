@@ -11,6 +11,8 @@ BASE=$(mktemp -d /tmp/stele-it-podman.XXXXXX)
 CG=/stele-it-podman-$$
 ALL=(run_output exit_code detached_exec_kill tty pause_resume ps_top stats memory_oom pids_limit update read_only writable_upper)
 mkdir -p "$BASE"/{root,runroot,tmp,net}
+# work inside BASE: conmon (on OOM) and others drop files into their cwd
+cd "$BASE" || exit 1
 P=(podman --root "$BASE/root" --runroot "$BASE/runroot" --tmpdir "$BASE/tmp" --cgroup-manager cgroupfs
    --events-backend file --storage-driver overlay --network-config-dir "$BASE/net" --runtime stele)
 R=(--network none --cgroup-parent "$CG")
@@ -139,7 +141,7 @@ s_memory_oom() {
   [ $rc -eq 137 ] || { why "64 MiB past a 16 MiB limit: expected 137, got $rc"; return 1; }
 }
 s_pids_limit() {
-  local out; out=$(pm run --rm "${R[@]}" --pids-limit 20 "$IMG" sh -c "cat /sys/fs/cgroup/pids/pids.max; $FORK_BOMBLET" 2>&1); echo "$out"
+  local out; out=$(pm run --rm "${R[@]}" --pids-limit 20 "$IMG" sh -c "exec 2>&1; cat /sys/fs/cgroup/pids/pids.max; $FORK_BOMBLET" 2>&1); echo "$out"
   [[ "$out" == 20* ]] || { why "pids.max: $out"; return 1; }
   [[ "$out" == *"can't fork"* || "$out" == *"Resource temporarily unavailable"* ]] && [[ "$out" != *spawned-40* ]] \
     || { why "fork past pids.max 20 did not fail: $out"; return 1; }
