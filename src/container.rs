@@ -196,13 +196,17 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
         Status::Stopped => bail!("cannot start a container that has stopped"),
         s => bail!("cannot start an already {} container", s.as_str()),
     }
+    // Pin the init with a pidfd *before* opening the fifo: opening it releases the
+    // init, which may exec, exit and be reaped by its parent (a shim or conmon is a
+    // subreaper) before we get to look at it again.
+    let pidfd = crate::sys::pidfd_open(st.pid)
+        .map_err(|_| Error::msg(format!("cannot start container {id}: its init exited")))?;
     let fifo = entry.dir.join(state::FIFO);
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags_nonblock()
         .open(&fifo)
         .with_ctx(|| format!("open {}", fifo.display()))?;
-    let pidfd = crate::sys::pidfd_open(st.pid)?;
     // Wait for the init's byte, or its death.
     let mut fds = [
         libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 },
