@@ -29,4 +29,12 @@ if [ "$status" -ne 0 ]; then
     echo "test.sh: TESTS FAILED (cargo exit $status)" >&2
     exit "$status"
 fi
-echo "test.sh: all tests passed"
+echo "test.sh: cargo tests passed"
+
+# The engines suites: containerd, podman and Docker driving this stele.
+if [ "${SKIP_ENGINES:-0}" = 1 ]; then
+    echo "test.sh: SKIP_ENGINES=1: not running the containerd/podman/Docker suites"
+    exit 0
+fi
+bash scripts/setup-engines.sh
+STELE="$PWD/target/release/stele" bash integration/run.sh all
