@@ -271,7 +271,7 @@ pub fn run(g: &Globals, id: &str, o: &CreateOpts, detach: bool) -> Result<i32> {
         start_spawned(&entry, &st, &sp)?;
         return Ok(0);
     }
-    Ok(run_supervised(g, id, o, None)?.code)
+    Ok(run_supervised(g, id, o, None, false)?.code)
 }
 
 /// How a supervised container ended.
@@ -307,7 +307,7 @@ fn start_spawned(entry: &Entry, st: &State, sp: &process::Spawned) -> Result<()>
 
 /// Create, start and wait for a container in the foreground, forwarding
 /// signals; kill it when `timeout` passes; remove it when it has ended.
-pub fn run_supervised(g: &Globals, id: &str, o: &CreateOpts, timeout: Option<Duration>) -> Result<Outcome> {
+pub fn run_supervised(g: &Globals, id: &str, o: &CreateOpts, timeout: Option<Duration>, collect_stats: bool) -> Result<Outcome> {
     // Block the signals before the container exists, so none is lost
     // (a fast container can exit before we would otherwise wait).
     let set = forwarded_signals();
@@ -320,7 +320,7 @@ pub fn run_supervised(g: &Globals, id: &str, o: &CreateOpts, timeout: Option<Dur
     let mut out = wait_forwarding(sp.pid, sp.pidfd.as_raw_fd(), &set, deadline, &st);
     out.wall = began.elapsed();
     let _ = set.thread_unblock();
-    if let Some(cg) = &st.cgroup {
+    if let Some(cg) = st.cgroup.as_ref().filter(|_| collect_stats) {
         if let Ok(v) = cg.stats() {
             out.peak_memory_bytes = v["memory"]["usage"]["max"].as_u64();
             out.cpu_time_ns = v["cpu"]["usage"]["total"].as_u64();

@@ -198,7 +198,8 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
         StartVia::Socket => None,
     };
     let cgroup_sources = o.cgroup.map(|c| c.mount_sources()).unwrap_or_default();
-    let cgroup_fd = o.cgroup.and_then(|c| c.v2_dir_fd());
+    let join = o.cgroup.map(|c| c.join_handles()).transpose()?;
+    let cgroup_fd = join.as_ref().and_then(|j| j.v2.as_ref()).map(|f| f.as_raw_fd());
 
     // Joining a pid namespace only affects children: do it here, before clone.
     for ns in crate::spec::namespaces(spec) {
@@ -214,9 +215,18 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
     // again at execve.
     security::set_dumpable(false);
     let flags = clone_flags(spec);
-    match sys::clone3(flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))? {
+    match sys::clone3(flags, cgroup_fd)? {
         None => {
-            // The init. It never returns.
+            // The init. It never returns. First into the v1 cgroups (the
+            // cgroup2 one was entered by clone3 itself).
+            if let Some(j) = &join {
+                if let Err(e) = crate::cgroups::join_self(&j.tasks) {
+                    let _ = send(csock.as_raw_fd(), MSG_ERROR, e.to_string().as_bytes());
+                    // SAFETY: leave without running the parent's destructors.
+                    unsafe { libc::_exit(1) }
+                }
+            }
+            drop(join);
             drop(psock);
             for fd in o.close_in_child {
                 // SAFETY: closing an fd the parent owns in our copy of its table.
@@ -254,6 +264,7 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
         }
         Some((pid, pidfd)) => {
             drop(csock);
+            drop(join);
             drop(o.console_socket.take());
             let sp = Spawned { pid, pidfd, sock: psock };
             match drive(&sp, &o) {
@@ -269,11 +280,6 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
 
 fn drive(sp: &Spawned, o: &SpawnOpts) -> Result<()> {
     let spec = &o.bundle.spec;
-    if let Some(cg) = o.cgroup {
-        if cg.v2_dir_fd().is_none() {
-            cg.add_pid(sp.pid)?;
-        }
-    }
     send(sp.sock.as_raw_fd(), MSG_GO, sp.pid.to_string().as_bytes())?;
     loop {
         match recv(sp.sock.as_raw_fd())? {
@@ -725,10 +731,20 @@ pub fn spawn_exec(mut o: ExecOpts) -> Result<Spawned> {
     if terminal && o.console_socket.is_none() {
         bail!("--tty (process.terminal) needs --console-socket");
     }
-    match sys::clone3(0, None)? {
+    let join = o.cgroup.map(|c| c.join_handles()).transpose()?;
+    let cgroup_fd = join.as_ref().and_then(|j| j.v2.as_ref()).map(|f| f.as_raw_fd());
+    security::set_dumpable(false);
+    match sys::clone3(0, cgroup_fd)? {
         None => {
             drop(psock);
-            security::set_dumpable(false);
+            if let Some(j) = &join {
+                if let Err(e) = crate::cgroups::join_self(&j.tasks) {
+                    let _ = send(csock.as_raw_fd(), MSG_ERROR, e.to_string().as_bytes());
+                    // SAFETY: leave without running the parent's destructors.
+                    unsafe { libc::_exit(1) }
+                }
+            }
+            drop(join);
             let err = match exec_child(&o, &caps, seccomp.as_ref(), init.as_raw_fd(), root.as_raw_fd(), csock.as_raw_fd()) {
                 Ok(never) => match never {},
                 Err(e) => e,
@@ -740,11 +756,9 @@ pub fn spawn_exec(mut o: ExecOpts) -> Result<Spawned> {
         Some((pid, pidfd)) => {
             drop(csock);
             drop(o.console_socket.take());
+            drop(join);
             let sp = Spawned { pid, pidfd, sock: psock };
             let driven = (|| {
-                if let Some(cg) = o.cgroup {
-                    cg.add_pid(sp.pid)?;
-                }
                 send(sp.sock.as_raw_fd(), MSG_GO, sp.pid.to_string().as_bytes())?;
                 match recv(sp.sock.as_raw_fd())? {
                     Some((MSG_READY, _)) => Ok(()),

@@ -337,7 +337,7 @@ pub fn run(g: &Globals, o: &Options) -> Result<Outcome> {
             }
         }
         let co = CreateOpts { bundle: dir.clone(), die_with_parent: true, ..Default::default() };
-        container::run_supervised(g, &id, &co, o.timeout)
+        container::run_supervised(g, &id, &co, o.timeout, true)
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result

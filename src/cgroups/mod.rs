@@ -59,7 +59,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use layout::Layout;
 
 pub use fsutil::Write;
@@ -81,6 +81,28 @@ pub struct V1Dir {
 }
 
 /// The container's cgroup in every hierarchy. Serialized into state.json.
+/// See [`Cgroup::join_handles`].
+pub struct JoinHandles {
+    pub v2: Option<OwnedFd>,
+    pub tasks: Vec<OwnedFd>,
+}
+
+/// Move the calling thread (a single-threaded new process) into every v1
+/// hierarchy by writing "0" to the `tasks` files opened by
+/// [`Cgroup::join_handles`]. Migrating oneself as a single thread does not
+/// take the global threadgroup lock, so no RCU grace period is waited for.
+pub fn join_self(tasks: &[OwnedFd]) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    for fd in tasks {
+        // SAFETY: write of one byte from a static buffer to an open fd.
+        let n = unsafe { libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) };
+        if n != 1 {
+            return Err(Error::os("join the container's cgroup (write tasks)", nix::errno::Errno::last_raw()));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cgroup {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -377,6 +399,30 @@ impl Cgroup {
             fsutil::write_file(leaf, "cgroup.procs", &v)?;
         }
         Ok(())
+    }
+
+    /// What a new process needs to enter this cgroup without the kernel's
+    /// global threadgroup lock (whose writer side waits for an RCU grace
+    /// period, 6-16 ms here, on every `cgroup.procs` write):
+    /// - the cgroup2 leaf (pure v2, or the unified hierarchy of a hybrid
+    ///   host), for clone3(CLONE_INTO_CGROUP);
+    /// - each v1 hierarchy's `tasks` file, opened for writing: the new,
+    ///   single-threaded process writes "0" to move itself ([`join_self`]).
+    pub fn join_handles(&self) -> Result<JoinHandles> {
+        let mut tasks = Vec::with_capacity(self.v1.len());
+        for d in &self.v1 {
+            let p = d.path.join("tasks");
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .with_ctx(|| format!("open {}", p.display()))?;
+            tasks.push(OwnedFd::from(f));
+        }
+        let v2 = match &self.v2 {
+            Some(leaf) => Some(OwnedFd::from(std::fs::File::open(leaf).with_ctx(|| format!("open {}", leaf.display()))?)),
+            None => None,
+        };
+        Ok(JoinHandles { v2, tasks })
     }
 
     /// An fd of the pure-v2 leaf, for clone3(CLONE_INTO_CGROUP).
