@@ -485,5 +485,10 @@ mod tests {
         assert!(!s["process"]["capabilities"]["bounding"].as_array().unwrap().contains(&json!("CAP_NET_RAW")));
         assert_eq!(s["linux"]["resources"]["memory"]["limit"], 1 << 26);
         assert!(s["linux"]["namespaces"].as_array().unwrap().contains(&json!({"type": "network"})));
+        assert!(s["annotations"].get(WRITABLE_ANNOTATION).is_none());
+        let w = build_spec(&Options { writable: true, ..o }, None, true).unwrap();
+        assert_eq!(w["root"]["readonly"], false);
+        assert_eq!(w["annotations"][WRITABLE_ANNOTATION], "true");
+        assert_eq!(w["process"]["terminal"], true);
     }
 }
