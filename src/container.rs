@@ -36,11 +36,22 @@ pub struct CreateOpts {
     pub preserve_fds: u32,
     /// Kill the container when the runtime dies (sandbox `run`).
     pub die_with_parent: bool,
+    /// A console socket already connected (the sandbox's pty proxy), used
+    /// instead of `console_socket`.
+    pub console_fd: Option<std::sync::Arc<OwnedFd>>,
 }
 
 fn connect_console(path: &Path) -> Result<OwnedFd> {
     let s = std::os::unix::net::UnixStream::connect(path).with_ctx(|| format!("connect to console socket {}", path.display()))?;
     Ok(OwnedFd::from(s))
+}
+
+/// The console socket: `console_fd` (sandbox), else `--console-socket PATH`.
+fn console_of(o: &CreateOpts) -> Result<Option<OwnedFd>> {
+    match &o.console_fd {
+        Some(fd) => fd.try_clone().map(Some).ctx("dup the console socket"),
+        None => o.console_socket.as_deref().map(connect_console).transpose(),
+    }
 }
 
 /// The host's root, recursively, read-only, as a detached mount tree.
@@ -66,6 +77,11 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
         None => None,
     };
     let kind = policy::rootfs_kind(spec, &bundle.rootfs, image_root.is_some());
+    // sandbox --writable: a throw-away upper layer over the image or host root.
+    let (kind, image_root) = match crate::sandbox::writable_root(spec, kind)? {
+        Some(m) => (policy::RootfsKind::OverlayWithUpper, Some(m)),
+        None => (kind, image_root),
+    };
     let image_root = match kind {
         policy::RootfsKind::Host => Some(host_root_tree()?),
         _ => image_root,
@@ -109,7 +125,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
             return Err(e);
         }
     };
-    let console = match o.console_socket.as_deref().map(connect_console).transpose() {
+    let console = match console_of(o) {
         Ok(c) => c,
         Err(e) => {
             cleanup(entry, Some(&cgroup));
@@ -308,6 +324,19 @@ fn start_spawned(entry: &Entry, st: &State, sp: &process::Spawned) -> Result<()>
 /// Create, start and wait for a container in the foreground, forwarding
 /// signals; kill it when `timeout` passes; remove it when it has ended.
 pub fn run_supervised(g: &Globals, id: &str, o: &CreateOpts, timeout: Option<Duration>, collect_stats: bool) -> Result<Outcome> {
+    run_supervised_with(g, id, o, timeout, collect_stats, &mut |_| false)
+}
+
+/// [`run_supervised`], offering each signal to `on_signal` first: a signal
+/// for which it returns true is not forwarded (the pty proxy takes SIGWINCH).
+pub fn run_supervised_with(
+    g: &Globals,
+    id: &str,
+    o: &CreateOpts,
+    timeout: Option<Duration>,
+    collect_stats: bool,
+    on_signal: &mut dyn FnMut(i32) -> bool,
+) -> Result<Outcome> {
     // Block the signals before the container exists, so none is lost
     // (a fast container can exit before we would otherwise wait).
     let set = forwarded_signals();
@@ -317,7 +346,7 @@ pub fn run_supervised(g: &Globals, id: &str, o: &CreateOpts, timeout: Option<Dur
     start_spawned(&entry, &st, &sp)?;
     drop(entry);
     let deadline = timeout.map(|t| began + t);
-    let mut out = wait_forwarding(sp.pid, sp.pidfd.as_raw_fd(), &set, deadline, &st);
+    let mut out = wait_forwarding(sp.pid, sp.pidfd.as_raw_fd(), &set, deadline, &st, on_signal);
     out.wall = began.elapsed();
     let _ = set.thread_unblock();
     if let Some(cg) = st.cgroup.as_ref().filter(|_| collect_stats) {
@@ -333,7 +362,14 @@ pub fn run_supervised(g: &Globals, id: &str, o: &CreateOpts, timeout: Option<Dur
 
 /// Wait for `pid`, forwarding every signal we get to it; at `deadline`,
 /// kill every process of the container.
-fn wait_forwarding(pid: i32, pidfd: i32, set: &nix::sys::signal::SigSet, deadline: Option<std::time::Instant>, st: &State) -> Outcome {
+fn wait_forwarding(
+    pid: i32,
+    pidfd: i32,
+    set: &nix::sys::signal::SigSet,
+    deadline: Option<std::time::Instant>,
+    st: &State,
+    on_signal: &mut dyn FnMut(i32) -> bool,
+) -> Outcome {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     let mut timed_out = false;
     loop {
@@ -373,7 +409,7 @@ fn wait_forwarding(pid: i32, pidfd: i32, set: &nix::sys::signal::SigSet, deadlin
                     Ok(_) => continue,
                 }
             }
-        } else if !timed_out {
+        } else if !timed_out && !on_signal(sig) {
             let _ = crate::sys::pidfd_send_signal(pidfd, sig);
         }
     }
@@ -693,7 +729,7 @@ pub fn exec(g: &Globals, id: &str, o: &ExecOpts) -> Result<i32> {
     if o.detach {
         return Ok(0);
     }
-    let code = wait_forwarding(sp.pid, sp.pidfd.as_raw_fd(), &set, None, &st).code;
+    let code = wait_forwarding(sp.pid, sp.pidfd.as_raw_fd(), &set, None, &st, &mut |_| false).code;
     let _ = set.thread_unblock();
     Ok(code)
 }

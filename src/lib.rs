@@ -18,5 +18,6 @@ pub mod process;
 pub mod container;
 pub mod image;
 pub mod sandbox;
+pub mod pty;
 
 pub use error::{Context, Error, Result};

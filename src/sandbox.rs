@@ -15,6 +15,9 @@ use std::time::Duration;
 
 /// Annotation marking a sandbox's container (for stale clean-up).
 pub const SANDBOX_ANNOTATION: &str = "dev.stele.sandbox";
+/// Annotation asking for a writable root whose writes go to a fresh tmpfs
+/// and are discarded with the container (`--writable`).
+pub const WRITABLE_ANNOTATION: &str = "dev.stele.sandbox.writable";
 
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -42,6 +45,10 @@ pub struct Options {
     pub cap_drop: Vec<String>,
     pub name: Option<String>,
     pub interactive: bool,
+    /// Give the job a terminal (also when stdin is one).
+    pub tty: bool,
+    /// A throw-away writable layer over the root (tmpfs upper).
+    pub writable: bool,
 }
 
 /// The capabilities a job gets unless told otherwise (Docker's default set).
@@ -188,7 +195,7 @@ pub fn build_spec(o: &Options, base: Option<Value>, tty: bool) -> Result<Value> 
     }
     spec["process"]["capabilities"] = json!({"bounding": caps, "effective": caps, "permitted": caps});
     spec["hostname"] = json!(o.hostname.clone().unwrap_or_else(|| "stele-sandbox".into()));
-    spec["root"]["readonly"] = json!(true);
+    spec["root"]["readonly"] = json!(!o.writable);
 
     // Mounts: the usual kernel filesystems, a private /tmp, then the user's.
     let mut mounts = vec![
@@ -279,8 +286,61 @@ pub fn build_spec(o: &Options, base: Option<Value>, tty: bool) -> Result<Value> 
         }
     }
     spec["annotations"][SANDBOX_ANNOTATION] = json!("true");
+    if o.writable {
+        spec["annotations"][WRITABLE_ANNOTATION] = json!("true");
+    }
     spec["annotations"][crate::process::LOOPBACK_ANNOTATION] = json!("true");
     Ok(spec)
+}
+
+/// The root of a container whose spec carries [`WRITABLE_ANNOTATION`]: an
+/// overlay of the image layers (or of the host's root filesystem) under an
+/// upper and work dir on a fresh tmpfs. Nothing but this detached mount
+/// holds the tmpfs, so the writes vanish with the container's mount
+/// namespace. `None` when the spec does not ask for it.
+///
+/// The host's root is taken as one filesystem: overlay cannot stack a tree
+/// of mounts, so filesystems mounted below `/` on the host (other than the
+/// ones the container mounts itself) show as their empty mountpoints.
+pub fn writable_root(spec: &oci_spec::runtime::Spec, kind: crate::policy::RootfsKind) -> Result<Option<std::os::fd::OwnedFd>> {
+    use crate::policy::RootfsKind;
+    use crate::sys::{self, FsContext};
+    use std::os::fd::AsRawFd;
+    let Some(ann) = spec.annotations() else { return Ok(None) };
+    if ann.get(WRITABLE_ANNOTATION).map(String::as_str) != Some("true") {
+        return Ok(None);
+    }
+    let lowers: Vec<PathBuf> = match kind {
+        RootfsKind::ImageLayers => crate::image::layer_dirs(ann)?.unwrap_or_default(),
+        RootfsKind::Host => vec![PathBuf::from("/")],
+        _ => bail!("--writable: the root must be an image or the host's root"),
+    };
+    let attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
+    let tmp = FsContext::new("tmpfs")?;
+    tmp.set_string("mode", "0755")?;
+    let tmp = tmp.mount(attrs).ctx("--writable: the tmpfs for the upper layer")?;
+    let mut dirs = vec![];
+    for name in ["upper", "work"] {
+        let c = std::ffi::CString::new(name).unwrap_or_default();
+        // SAFETY: valid dirfd and C string.
+        if unsafe { libc::mkdirat(tmp.as_raw_fd(), c.as_ptr(), 0o755) } < 0 {
+            return Err(Error::os(format!("--writable: mkdir {name}"), nix::errno::Errno::last_raw()));
+        }
+        dirs.push(sys::openat2(tmp.as_raw_fd(), name, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0, 0)?);
+    }
+    let ovl = FsContext::new("overlay")?;
+    ovl.set_string("source", "stele")?;
+    // Overlay takes the lower layers top-most first.
+    let mut lower_fds = vec![];
+    for d in lowers.iter().rev() {
+        let fd = sys::open_path(d, libc::O_PATH | libc::O_DIRECTORY)?;
+        ovl.set_fd("lowerdir+", fd.as_raw_fd()).with_ctx(|| format!("--writable: overlay lower {}", d.display()))?;
+        lower_fds.push(fd);
+    }
+    ovl.set_fd("upperdir", dirs[0].as_raw_fd()).ctx("--writable: overlay upper dir")?;
+    ovl.set_fd("workdir", dirs[1].as_raw_fd()).ctx("--writable: overlay work dir")?;
+    let what = if kind == RootfsKind::Host { "the host's root" } else { "the image" };
+    ovl.mount(attrs).with_ctx(|| format!("--writable: overlay over {what}")).map(Some)
 }
 
 fn generated_id() -> String {
@@ -288,11 +348,25 @@ fn generated_id() -> String {
     format!("sandbox-{}-{:x}", std::process::id(), t.subsec_nanos())
 }
 
+/// The file in a sandbox's bundle dir naming the stele that runs it.
+const OWNER: &str = "owner";
+
+fn owner_alive(bundle: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(bundle.join(OWNER)) else { return false };
+    let mut it = text.split_whitespace().map(|w| w.parse::<u64>().unwrap_or(0));
+    let (pid, start) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    crate::state::process_alive(pid as i32, start)
+}
+
 /// Remove sandboxes left by a stele that was killed (their init died with
-/// it): state, cgroup and bundle directory.
+/// it, by PR_SET_PDEATHSIG): state, cgroup and bundle directory. A sandbox
+/// whose stele still runs is left alone, whatever state its container is in.
 fn reap_stale(g: &Globals, dir: &Path) {
     let Ok(rd) = std::fs::read_dir(dir) else { return };
     for e in rd.flatten() {
+        if owner_alive(&e.path()) {
+            continue;
+        }
         let id = e.file_name().to_string_lossy().into_owned();
         let alive = container::state(g, &id).map(|v| v["status"] != "stopped").unwrap_or(false);
         if !alive {
@@ -314,7 +388,10 @@ pub fn run(g: &Globals, o: &Options) -> Result<Outcome> {
         bail!("a sandbox named {id} already exists");
     }
     std::fs::create_dir(&dir).with_ctx(|| format!("create {}", dir.display()))?;
+    let me = std::process::id();
+    let owner = format!("{me} {}\n", crate::sys::process_start_time(me as i32).unwrap_or(0));
     let result = (|| {
+        std::fs::write(dir.join(OWNER), owner).ctx("write the sandbox's owner")?;
         let base = if o.image == "host" {
             // an empty mountpoint for the host's root, inside our private dir
             std::fs::create_dir(dir.join("rootfs")).ctx("create the rootfs mountpoint")?;
@@ -325,10 +402,12 @@ pub fn run(g: &Globals, o: &Options) -> Result<Outcome> {
             let text = std::fs::read(dir.join("config.json")).ctx("read the image's config.json")?;
             Some(serde_json::from_slice(&text).map_err(|e| Error::msg(format!("image config.json: {e}")))?)
         };
-        let spec = build_spec(o, base, false)?;
-        std::fs::write(dir.join("config.json"), spec.to_string()).ctx("write config.json")?;
         // SAFETY: isatty on fd 0.
-        if !o.interactive && unsafe { libc::isatty(0) } == 0 {
+        let stdin_tty = unsafe { libc::isatty(0) } == 1;
+        let tty = o.tty || stdin_tty;
+        let spec = build_spec(o, base, tty)?;
+        std::fs::write(dir.join("config.json"), spec.to_string()).ctx("write config.json")?;
+        if !o.interactive && !stdin_tty {
             // stdin is passed only with -i (or a terminal): the job reads EOF.
             let null = std::fs::File::open("/dev/null").ctx("open /dev/null")?;
             // SAFETY: dup2 of a valid fd onto stdin.
@@ -336,8 +415,26 @@ pub fn run(g: &Globals, o: &Options) -> Result<Outcome> {
                 return Err(Error::os("stdin", nix::errno::Errno::last_raw()));
             }
         }
-        let co = CreateOpts { bundle: dir.clone(), die_with_parent: true, ..Default::default() };
-        container::run_supervised(g, &id, &co, o.timeout, true)
+        let mut co = CreateOpts { bundle: dir.clone(), die_with_parent: true, ..Default::default() };
+        if !tty {
+            return container::run_supervised(g, &id, &co, o.timeout, true);
+        }
+        // A terminal: the init sends the pty master over a socketpair to
+        // the proxy; SIGWINCH goes to the proxy, every other signal to the job.
+        let (ours, theirs) = crate::pty::console_pair()?;
+        co.console_fd = Some(std::sync::Arc::new(theirs));
+        let proxy = crate::pty::Proxy::start(ours, o.interactive || stdin_tty)?;
+        let mut on_signal = |sig: i32| {
+            if sig == libc::SIGWINCH {
+                proxy.resize();
+                return true;
+            }
+            false
+        };
+        let out = container::run_supervised_with(g, &id, &co, o.timeout, true, &mut on_signal);
+        drop(co);
+        drop(proxy);
+        out
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -388,5 +485,10 @@ mod tests {
         assert!(!s["process"]["capabilities"]["bounding"].as_array().unwrap().contains(&json!("CAP_NET_RAW")));
         assert_eq!(s["linux"]["resources"]["memory"]["limit"], 1 << 26);
         assert!(s["linux"]["namespaces"].as_array().unwrap().contains(&json!({"type": "network"})));
+        assert!(s["annotations"].get(WRITABLE_ANNOTATION).is_none());
+        let w = build_spec(&Options { writable: true, ..o }, None, true).unwrap();
+        assert_eq!(w["root"]["readonly"], false);
+        assert_eq!(w["annotations"][WRITABLE_ANNOTATION], "true");
+        assert_eq!(w["process"]["terminal"], true);
     }
 }

@@ -92,6 +92,7 @@ impl CreateArgs {
             no_pivot: self.no_pivot,
             preserve_fds: self.preserve_fds,
             die_with_parent: false,
+            console_fd: None,
         }
     }
 }
@@ -258,6 +259,12 @@ pub struct SandboxArgs {
     /// pass stdin to the job
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// give the job a terminal (the default when stdin is one)
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// a throw-away writable layer over the root (on tmpfs, discarded at the end)
+    #[arg(long)]
+    pub writable: bool,
     /// write the job's exit code, signal, OOM, timeout, wall time, peak memory and CPU time here
     #[arg(long = "json-status")]
     pub json_status: Option<PathBuf>,
@@ -286,6 +293,8 @@ impl SandboxArgs {
             cap_drop: self.cap_drop.clone(),
             name: self.name.clone(),
             interactive: self.interactive,
+            tty: self.tty,
+            writable: self.writable,
         })
     }
 }
