@@ -18,6 +18,7 @@ pub mod process;
 pub mod container;
 pub mod image;
 pub mod sandbox;
+pub mod units;
 pub mod pty;
 
 pub use error::{Context, Error, Result};

@@ -63,42 +63,6 @@ fn cap_name(c: &str) -> String {
     if u.starts_with("CAP_") { u } else { format!("CAP_{u}") }
 }
 
-/// Parse a size like 512m, 2g, 1048576.
-pub fn parse_size(s: &str) -> Result<i64> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.trim_end_matches('b');
-    let (num, mul) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        _ => (t, 1),
-    };
-    let n: f64 = num.parse().map_err(|_| Error::msg(format!("invalid size {s:?}")))?;
-    if n <= 0.0 {
-        bail!("invalid size {s:?}");
-    }
-    Ok((n * mul as f64) as i64)
-}
-
-/// Parse a duration: 90, 90s, 1.5m, 2h, 500ms.
-pub fn parse_duration(s: &str) -> Result<Duration> {
-    let bad = || Error::msg(format!("invalid duration {s:?} (e.g. 30s, 10m, 1h)"));
-    let i = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(i);
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1e3,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(bad()),
-    };
-    if !(secs > 0.0) {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 fn read_env_file(p: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(p).with_ctx(|| format!("--env-file {}", p.display()))?;
     Ok(text
@@ -198,15 +162,8 @@ pub fn build_spec(o: &Options, base: Option<Value>, tty: bool) -> Result<Value> 
     spec["root"]["readonly"] = json!(!o.writable);
 
     // Mounts: the usual kernel filesystems, a private /tmp, then the user's.
-    let mut mounts = vec![
-        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
-        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
-        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]}),
-    ];
+    let mut mounts = crate::spec::kernel_mounts();
+    mounts.push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]}));
     if host {
         // The host's /run holds sockets of host services: hide it.
         mounts.push(json!({"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755"]}));
@@ -456,17 +413,6 @@ pub fn status_json(out: &Outcome) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[test]
-    fn sizes_and_durations() {
-        assert_eq!(parse_size("512m").unwrap(), 512 << 20);
-        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
-        assert_eq!(parse_size("4096").unwrap(), 4096);
-        assert!(parse_size("-1").is_err());
-        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("1.5m").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert!(parse_duration("5x").is_err());
-    }
     #[test]
     fn spec_from_options() {
         let o = Options {

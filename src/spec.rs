@@ -297,6 +297,21 @@ fn default_spec_without_seccomp() -> serde_json::Value {
     })
 }
 
+/// The kernel filesystems every stele-made config mounts (image bundles and
+/// sandboxes): /proc, /dev (tmpfs), /dev/pts, /dev/shm, /dev/mqueue, /sys
+/// read-only; all nosuid, and noexec/nodev where they can be.
+pub fn kernel_mounts() -> Vec<serde_json::Value> {
+    use serde_json::json;
+    vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+    ]
+}
+
 /// The runtime-spec `features` document, listing only what stele supports.
 pub fn features() -> serde_json::Value {
     serde_json::json!({

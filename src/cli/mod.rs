@@ -272,7 +272,7 @@ pub struct SandboxArgs {
 
 impl SandboxArgs {
     fn options(&self, image: String, command: Vec<String>) -> Result<stele::sandbox::Options> {
-        use stele::sandbox::{parse_duration, parse_size};
+        use stele::units::{parse_duration, parse_size};
         Ok(stele::sandbox::Options {
             image,
             command,
@@ -284,10 +284,10 @@ impl SandboxArgs {
             user: self.user.clone(),
             hostname: self.hostname.clone(),
             net: self.net.clone(),
-            memory: self.memory.as_deref().map(parse_size).transpose()?,
+            memory: self.memory.as_deref().map(|m| parse_size(m, false)).transpose().ctx("--memory")?,
             pids: self.pids,
             cpus: self.cpus,
-            timeout: self.timeout.as_deref().map(parse_duration).transpose()?,
+            timeout: self.timeout.as_deref().map(parse_duration).transpose().ctx("--timeout")?,
             seccomp: self.seccomp.clone(),
             cap_add: self.cap_add.clone(),
             cap_drop: self.cap_drop.clone(),
@@ -398,24 +398,6 @@ pub struct UpdateArgs {
     pub id: String,
 }
 
-/// Sizes as runc's update takes them: bytes, or with k/m/g suffixes; -1 = unlimited.
-fn parse_size(s: &str, flag: &str) -> Result<i64> {
-    let t = s.trim().to_ascii_lowercase();
-    if t == "-1" {
-        return Ok(-1);
-    }
-    let t = t.trim_end_matches('b');
-    let (num, mul) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
-    };
-    let n: f64 = num.parse().map_err(|_| Error::msg(format!("--{flag}: invalid size {s:?}")))?;
-    Ok((n * mul as f64) as i64)
-}
-
 impl UpdateArgs {
     fn resources(&self) -> Result<oci_spec::runtime::LinuxResources> {
         let mut v = match self.resources.as_deref() {
@@ -448,9 +430,9 @@ impl UpdateArgs {
         if let Some(x) = self.cpu_rt_runtime { set(&["cpu", "realtimeRuntime"], x.into()); }
         if let Some(x) = &self.cpuset_cpus { set(&["cpu", "cpus"], x.clone().into()); }
         if let Some(x) = &self.cpuset_mems { set(&["cpu", "mems"], x.clone().into()); }
-        if let Some(x) = &self.memory { set(&["memory", "limit"], parse_size(x, "memory")?.into()); }
-        if let Some(x) = &self.memory_reservation { set(&["memory", "reservation"], parse_size(x, "memory-reservation")?.into()); }
-        if let Some(x) = &self.memory_swap { set(&["memory", "swap"], parse_size(x, "memory-swap")?.into()); }
+        if let Some(x) = &self.memory { set(&["memory", "limit"], stele::units::parse_size(x, true).ctx("--memory")?.into()); }
+        if let Some(x) = &self.memory_reservation { set(&["memory", "reservation"], stele::units::parse_size(x, true).ctx("--memory-reservation")?.into()); }
+        if let Some(x) = &self.memory_swap { set(&["memory", "swap"], stele::units::parse_size(x, true).ctx("--memory-swap")?.into()); }
         if let Some(x) = self.pids_limit { set(&["pids", "limit"], x.into()); }
         let text = v.to_string();
         let de = &mut serde_json::Deserializer::from_slice(text.as_bytes());
@@ -458,25 +440,6 @@ impl UpdateArgs {
     }
 }
 
-/// Go's time.ParseDuration for the simple forms runc users pass.
-fn parse_duration(s: &str) -> Result<std::time::Duration> {
-    let bad = || Error::msg(format!("invalid duration {s:?}"));
-    let (num, unit) = s.find(|c: char| c.is_ascii_alphabetic()).map(|i| s.split_at(i)).ok_or_else(bad)?;
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "ns" => n / 1e9,
-        "us" | "µs" => n / 1e6,
-        "ms" => n / 1e3,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(bad()),
-    };
-    if secs <= 0.0 {
-        return Err(Error::msg("duration must be greater than 0"));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
-}
 
 #[derive(Subcommand, Debug)]
 pub enum BundleCmd {
@@ -631,7 +594,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
                 outln!("{v}");
                 return Ok(0);
             }
-            let d = parse_duration(&interval)?;
+            let d = stele::units::parse_duration(&interval).ctx("--interval")?;
             container::events(&g, &id, d, |v| {
                 let mut o = std::io::stdout().lock();
                 let _ = writeln!(o, "{v}");
