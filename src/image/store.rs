@@ -176,7 +176,10 @@ impl Store {
         }
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).ctx("chmod store")?;
-        Ok(Store { root: root.to_path_buf() })
+        // Absolute and canonical: layer paths written into bundles must
+        // resolve the same from anywhere.
+        let root = std::fs::canonicalize(root).with_ctx(|| format!("resolve store {}", root.display()))?;
+        Ok(Store { root })
     }
 
     pub fn root(&self) -> &Path {
