@@ -149,24 +149,59 @@ pub fn unpack_blob_progress(blob: &LayerBlob, diff_id: &Digest, root: &OwnedFd, 
     let what = format!("layer {name}");
     let f = File::open(&blob.path).with_ctx(|| format!("{what}: open {}", blob.path.display()))?;
     let algo = blob.digest.as_ref().map(|d| d.algo).unwrap_or(Algorithm::Sha256);
-    let f = std::io::BufReader::with_capacity(READ_BUF, Counted { inner: f, count: progress });
-    let mut comp = HashReader::new(f, algo, blob.size);
-    let counter = comp.counter();
-    let result: Result<(Digest, u64)> = (|| {
-        let dec: Box<dyn Read + '_> = match blob.compression {
-            Compression::None => Box::new(&mut comp),
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut comp)),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut comp).ctx("zstd")?),
-        };
-        let ratio = if blob.compression == Compression::None { None } else { Some(counter.clone()) };
-        let mut diff = HashReader::new(BombGuard::new(dec, ratio, limits), diff_id.algo, None);
-        unpack::unpack(&mut diff, root, limits)?;
-        diff.finish().ctx("read layer")
-    })();
-    // Prefer reporting a blob digest mismatch over whatever broke in the middle.
-    let blob_check = comp.finish().ctx("read layer").and_then(|(got, size)| match &blob.digest {
-        Some(d) => digest::check("layer", d, blob.size, &got, size),
-        None => Ok(()),
+    // Two stages on two cores, one pass over the data: a producer thread
+    // reads the blob, hashes it and decompresses (bomb-guarded); this thread
+    // hashes the uncompressed stream (diff_id) and writes the files.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(PIPE_CHUNKS);
+    let (result, blob_check) = std::thread::scope(|sc| {
+        let producer = sc.spawn(move || {
+            let f = std::io::BufReader::with_capacity(READ_BUF, Counted { inner: f, count: progress });
+            let mut comp = HashReader::new(f, algo, blob.size);
+            let counter = comp.counter();
+            let pumped: std::io::Result<()> = (|| {
+                let dec: Box<dyn Read + '_> = match blob.compression {
+                    Compression::None => Box::new(&mut comp),
+                    Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut comp)),
+                    Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut comp)?),
+                };
+                let ratio = if blob.compression == Compression::None { None } else { Some(counter.clone()) };
+                let mut g = BombGuard::new(dec, ratio, limits);
+                loop {
+                    let mut buf = vec![0u8; PIPE_CHUNK];
+                    let mut n = 0;
+                    while n < PIPE_CHUNK {
+                        let k = g.read(&mut buf[n..])?;
+                        if k == 0 {
+                            break;
+                        }
+                        n += k;
+                    }
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    buf.truncate(n);
+                    if tx.send(Ok(buf)).is_err() {
+                        return Ok(()); // the consumer stopped (it failed)
+                    }
+                }
+            })();
+            if let Err(e) = pumped {
+                let _ = tx.send(Err(e));
+            }
+            drop(tx);
+            // Prefer reporting a blob digest mismatch over whatever broke in the middle.
+            comp.finish().ctx("read layer").and_then(|(got, size)| match &blob.digest {
+                Some(d) => digest::check("layer", d, blob.size, &got, size),
+                None => Ok(()),
+            })
+        });
+        let result: Result<(Digest, u64)> = (|| {
+            let mut diff = HashReader::new(ChanReader { rx, cur: Vec::new(), pos: 0 }, diff_id.algo, None);
+            unpack::unpack(&mut diff, root, limits)?;
+            diff.finish().ctx("read layer")
+        })();
+        let blob_check = producer.join().unwrap_or_else(|_| Err(Error::msg("layer reader thread panicked")));
+        (result, blob_check)
     });
     match (result, blob_check) {
         (_, Err(e)) => Err(e),
@@ -175,6 +210,36 @@ pub fn unpack_blob_progress(blob: &LayerBlob, diff_id: &Digest, root: &OwnedFd, 
             crate::bail!("{what}: diff_id mismatch: config rootfs.diff_ids says {diff_id}, uncompressed content hashes to {got}")
         }
         (Ok(_), Ok(())) => Ok(()),
+    }
+}
+
+/// Decompressed chunks in flight between the two stages.
+const PIPE_CHUNK: usize = 1 << 20;
+const PIPE_CHUNKS: usize = 8;
+
+/// The consumer end of the decompression pipe.
+struct ChanReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(b)) => {
+                    self.cur = b;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
