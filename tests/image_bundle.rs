@@ -187,7 +187,7 @@ fn overlay_root_mount_refuses_layers_outside_the_store() {
     let ann: std::collections::HashMap<String, String> = [(ANN_LAYERS.to_string(), good.display().to_string())].into_iter().collect();
     assert!(stele::image::open_layer_dirs(&stele::image::layer_dirs(&ann).unwrap().unwrap(), store.root()).is_ok());
     // another store is refused
-    let e = stele::image::open_layer_dirs(&[good.clone()], &other).unwrap_err().to_string();
+    let e = stele::image::open_layer_dirs(std::slice::from_ref(&good), &other).unwrap_err().to_string();
     assert!(e.contains("not inside the layer store"), "{e}");
     std::fs::remove_dir_all(&s).unwrap();
 }

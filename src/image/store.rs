@@ -286,7 +286,7 @@ fn draw_progress(done: &AtomicU64, total: u64, layers: usize, finished: &std::sy
     while !finished.load(Ordering::Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(100));
         let d = done.load(Ordering::Relaxed).min(total);
-        let pct = if total > 0 { d * 100 / total } else { 100 };
+        let pct = (d * 100).checked_div(total).unwrap_or(100);
         let bar: String = (0..30).map(|i| if (i as u64) < pct * 30 / 100 { '#' } else { '.' }).collect();
         let rate = mb(d) / start.elapsed().as_secs_f64().max(0.001);
         let _ = write!(err, "\rimporting {layers} layer(s) [{bar}] {:.1}/{:.1} MB {pct:>3}% {rate:.0} MB/s ", mb(d), mb(total));
