@@ -73,7 +73,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
         bail!("config.json: process: missing");
     }
     let image_root = match spec.annotations() {
-        Some(a) => crate::image::overlay_root_mount(a)?,
+        Some(a) => crate::image::overlay_root_mount(a, &g.store)?,
         None => None,
     };
     let kind = policy::rootfs_kind(spec, &bundle.rootfs, image_root.is_some());

@@ -87,7 +87,8 @@ fn overlay_child() {
     let Ok(bundle) = std::env::var("STELE_OVERLAY_CHILD") else { return };
     let v: Value = serde_json::from_slice(&std::fs::read(format!("{bundle}/config.json")).unwrap()).unwrap();
     let ann: std::collections::HashMap<String, String> = serde_json::from_value(v["annotations"].clone()).unwrap();
-    let fd = stele::image::overlay_root_mount(&ann).unwrap().expect("layers annotation");
+    let store = std::path::Path::new(&bundle).parent().unwrap().join("store");
+    let fd = stele::image::overlay_root_mount(&ann, &store).unwrap().expect("layers annotation");
     let target = std::ffi::CString::new(format!("{bundle}/rootfs")).unwrap();
     let empty = std::ffi::CString::new("").unwrap();
     let r = unsafe {
@@ -152,5 +153,41 @@ fn single_layer_root_mount() {
     create_bundle(&store, &format!("oci:{}", l.dir.display()), &b, &BundleOptions::default()).unwrap();
     let text = mount_in_child(&b);
     assert!(text.contains("LISTING :bin,dev,etc,proc,root,sys,tmp etc:group,passwd\n"), "{text}");
+    std::fs::remove_dir_all(&s).unwrap();
+}
+
+#[test]
+fn overlay_root_mount_refuses_layers_outside_the_store() {
+    let s = scratch("outside");
+    let (store, l) = image(&s);
+    let good = store.layer_dir(&l.diff_ids[0].to_string()).unwrap();
+    let other = s.join("elsewhere");
+    std::fs::create_dir_all(other.join("layers/x/root")).unwrap();
+    let key = good.parent().unwrap().file_name().unwrap().to_str().unwrap().to_string();
+    // a symlinked store layer pointing out of the store
+    std::fs::create_dir_all(other.join("real")).unwrap();
+    let fake = s.join("store/layers").join(format!("sha256-{}", "0".repeat(64)));
+    std::fs::create_dir_all(&fake).unwrap();
+    std::os::unix::fs::symlink(other.join("real"), fake.join("root")).unwrap();
+    let cases = [
+        other.join("real").display().to_string(),
+        format!("{}/layers/{key}/root/../../../../elsewhere/real", s.join("store").display()),
+        format!("{}/layers/{key}", s.join("store").display()),
+        s.join("store/layers/notadigest/root").display().to_string(),
+        fake.join("root").display().to_string(),
+        "/".to_string(),
+    ];
+    for bad in cases {
+        let layers = format!("{}:{bad}", good.display());
+        let ann: std::collections::HashMap<String, String> = [(ANN_LAYERS.to_string(), layers)].into_iter().collect();
+        let e = stele::image::overlay_root_mount(&ann, store.root()).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains(ANN_LAYERS), "{bad}: {e}");
+    }
+    // the right store with a relative spelling works
+    let ann: std::collections::HashMap<String, String> = [(ANN_LAYERS.to_string(), good.display().to_string())].into_iter().collect();
+    assert!(stele::image::open_layer_dirs(&stele::image::layer_dirs(&ann).unwrap().unwrap(), store.root()).is_ok());
+    // another store is refused
+    let e = stele::image::open_layer_dirs(std::slice::from_ref(&good), &other).unwrap_err().to_string();
+    assert!(e.contains("not inside the layer store"), "{e}");
     std::fs::remove_dir_all(&s).unwrap();
 }

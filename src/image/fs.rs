@@ -9,6 +9,8 @@ use crate::error::{Error, Result};
 
 pub(crate) const RESOLVE_NO_XDEV: u64 = 0x01;
 pub(crate) const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub(crate) const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub(crate) const RESOLVE_BENEATH: u64 = 0x08;
 pub(crate) const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// The resolution used for every path inside a layer: symlinks are followed

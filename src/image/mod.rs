@@ -52,33 +52,66 @@ pub fn layer_dirs(annotations: &HashMap<String, String>) -> Result<Option<Vec<Pa
     Ok(Some(dirs))
 }
 
+/// Open the layer directories named in [`ANN_LAYERS`] by fd, each only if it
+/// is a layer of `store`: the path must be `STORE/layers/<algo>-<hex>/root`
+/// exactly (no `..`, no symlinked component), resolved beneath an fd of the
+/// store with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`. Anything else names the
+/// annotation in the error: a bundle cannot stack arbitrary host directories.
+pub fn open_layer_dirs(dirs: &[PathBuf], store: &Path) -> Result<Vec<OwnedFd>> {
+    use std::os::unix::ffi::OsStrExt;
+    let abs = if store.is_absolute() {
+        store.to_path_buf()
+    } else {
+        std::env::current_dir().ctx("current directory")?.join(store)
+    };
+    let canon = std::fs::canonicalize(&abs).unwrap_or_else(|_| abs.clone());
+    let storefd = fs::open_dir_path(&canon).with_ctx(|| format!("annotation {ANN_LAYERS}: open layer store"))?;
+    let mut out = Vec::with_capacity(dirs.len());
+    for d in dirs {
+        let refuse = |why: &str| {
+            Error::msg(format!(
+                "annotation {ANN_LAYERS}: layer directory {} {why} (store {}); bundles from `stele bundle create` only name store layers",
+                d.display(),
+                canon.display()
+            ))
+        };
+        let rel = d.strip_prefix(&canon).or_else(|_| d.strip_prefix(&abs)).map_err(|_| refuse("is not inside the layer store"))?;
+        let comps: Vec<&[u8]> = rel.iter().map(|c| c.as_bytes()).collect();
+        let key_ok = |k: &[u8]| {
+            let k = String::from_utf8_lossy(k);
+            k.split_once('-').is_some_and(|(a, h)| Digest::parse(&format!("{a}:{h}")).is_ok())
+        };
+        if comps.len() != 3 || comps[0] != b"layers" || !key_ok(comps[1]) || comps[2] != b"root" {
+            return Err(refuse("is not a store layer (STORE/layers/<digest>/root)"));
+        }
+        let rel_b = rel.as_os_str().as_bytes();
+        let fd = fs::openat2(storefd.as_fd(), rel_b, libc::O_PATH | libc::O_DIRECTORY, fs::RESOLVE_BENEATH | fs::RESOLVE_NO_SYMLINKS | fs::RESOLVE_NO_MAGICLINKS | fs::RESOLVE_NO_XDEV)
+            .map_err(|e| Error::os(format!("annotation {ANN_LAYERS}: open layer {} beneath the store", d.display()), e))?;
+        out.push(fd);
+    }
+    Ok(out)
+}
+
 /// Build the container's read-only root from the image layers named in the
 /// bundle annotations: an overlay with one `lowerdir+` per layer (passed by
 /// fd, top layer first), no upper dir, mounted detached with
 /// `MOUNT_ATTR_RDONLY|NOSUID|NODEV`. A single-layer image is a detached
-/// read-only bind mount of its layer instead (same attributes). Returns `None` when the bundle has no
-/// [`ANN_LAYERS`] annotation (plain rootfs). The caller `move_mount`s the fd.
-pub fn overlay_root_mount(annotations: &HashMap<String, String>) -> Result<Option<OwnedFd>> {
+/// read-only bind mount of its layer instead (same attributes). Every layer
+/// must be a layer of `store` (see [`open_layer_dirs`]). Returns `None` when
+/// the bundle has no [`ANN_LAYERS`] annotation (plain rootfs). The caller
+/// `move_mount`s the fd.
+pub fn overlay_root_mount(annotations: &HashMap<String, String>, store: &Path) -> Result<Option<OwnedFd>> {
     let Some(dirs) = layer_dirs(annotations)? else { return Ok(None) };
+    let fds = open_layer_dirs(&dirs, store)?;
     let attrs = fs::MOUNT_ATTR_RDONLY | fs::MOUNT_ATTR_NOSUID | fs::MOUNT_ATTR_NODEV;
-    if let [only] = dirs.as_slice() {
+    if let [only] = fds.as_slice() {
         // Overlay needs two lower layers when it has no upper: bind the one layer.
-        let d = fs::open_dir_path(only)?;
-        return fs::bind_detached(d.as_fd(), attrs).with_ctx(|| format!("bind layer {}", only.display())).map(Some);
+        return fs::bind_detached(only.as_fd(), attrs).with_ctx(|| format!("bind layer {}", dirs[0].display())).map(Some);
     }
     let fsfd = fs::fsopen("overlay")?;
     fs::fsconfig_string(fsfd.as_fd(), "source", "stele")?;
     // Overlay takes lower layers top-most first.
-    for d in dirs.iter().rev() {
-        use std::os::unix::ffi::OsStrExt;
-        let c = fs::cstr(d.as_os_str().as_bytes())?;
-        // SAFETY: valid C string.
-        let r = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-        if r < 0 {
-            return Err(Error::os(format!("open layer {}", d.display()), fs::errno()));
-        }
-        // SAFETY: fresh fd we own.
-        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(r) };
+    for (d, fd) in dirs.iter().zip(&fds).rev() {
         fs::fsconfig_fd(fsfd.as_fd(), "lowerdir+", fd.as_fd()).with_ctx(|| format!("overlay layer {}", d.display()))?;
     }
     fs::fsconfig_create(fsfd.as_fd()).ctx("create overlay root")?;

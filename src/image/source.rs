@@ -130,7 +130,7 @@ fn read_blob(layout: &Path, d: &Digest, size: Option<u64>, what: &str) -> Result
     let cap = size.unwrap_or(MAX_JSON).min(MAX_JSON);
     let mut buf = Vec::new();
     f.take(cap + 1).read_to_end(&mut buf).with_ctx(|| format!("{what} {d}: read"))?;
-    if buf.len() as u64 > cap && size.is_none_or(|s| s > MAX_JSON) {
+    if buf.len() as u64 > cap && size.map_or(true, |s| s > MAX_JSON) {
         crate::bail!("{what} {d}: larger than {MAX_JSON} bytes: refused");
     }
     digest::check(what, d, size, &Digest::of(d.algo, &buf), buf.len() as u64)?;

@@ -120,6 +120,9 @@ impl Drop for Staged {
     }
 }
 
+/// Read size for layer blobs (large reads: fewer syscalls, bigger hash updates).
+const READ_BUF: usize = 1 << 20;
+
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 fn unique(prefix: &str) -> String {
@@ -137,27 +140,68 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 /// Unpack one layer blob into `root`, verifying the compressed digest/size
 /// (when known) and the uncompressed diff_id. The error names the blob.
 pub fn unpack_blob(blob: &LayerBlob, diff_id: &Digest, root: &OwnedFd, limits: &Limits) -> Result<()> {
+    unpack_blob_progress(blob, diff_id, root, limits, None)
+}
+
+/// [`unpack_blob`], adding compressed bytes read to `progress`.
+pub fn unpack_blob_progress(blob: &LayerBlob, diff_id: &Digest, root: &OwnedFd, limits: &Limits, progress: Option<&AtomicU64>) -> Result<()> {
     let name = blob.digest.as_ref().map(|d| d.to_string()).unwrap_or_else(|| blob.path.display().to_string());
     let what = format!("layer {name}");
     let f = File::open(&blob.path).with_ctx(|| format!("{what}: open {}", blob.path.display()))?;
     let algo = blob.digest.as_ref().map(|d| d.algo).unwrap_or(Algorithm::Sha256);
-    let mut comp = HashReader::new(f, algo, blob.size);
-    let counter = comp.counter();
-    let result: Result<(Digest, u64)> = (|| {
-        let dec: Box<dyn Read + '_> = match blob.compression {
-            Compression::None => Box::new(&mut comp),
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut comp)),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut comp).ctx("zstd")?),
-        };
-        let ratio = if blob.compression == Compression::None { None } else { Some(counter.clone()) };
-        let mut diff = HashReader::new(BombGuard::new(dec, ratio, limits), diff_id.algo, None);
-        unpack::unpack(&mut diff, root, limits)?;
-        diff.finish().ctx("read layer")
-    })();
-    // Prefer reporting a blob digest mismatch over whatever broke in the middle.
-    let blob_check = comp.finish().ctx("read layer").and_then(|(got, size)| match &blob.digest {
-        Some(d) => digest::check("layer", d, blob.size, &got, size),
-        None => Ok(()),
+    // Two stages on two cores, one pass over the data: a producer thread
+    // reads the blob, hashes it and decompresses (bomb-guarded); this thread
+    // hashes the uncompressed stream (diff_id) and writes the files.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(PIPE_CHUNKS);
+    let (result, blob_check) = std::thread::scope(|sc| {
+        let producer = sc.spawn(move || {
+            let f = std::io::BufReader::with_capacity(READ_BUF, Counted { inner: f, count: progress });
+            let mut comp = HashReader::new(f, algo, blob.size);
+            let counter = comp.counter();
+            let pumped: std::io::Result<()> = (|| {
+                let dec: Box<dyn Read + '_> = match blob.compression {
+                    Compression::None => Box::new(&mut comp),
+                    Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut comp)),
+                    Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut comp)?),
+                };
+                let ratio = if blob.compression == Compression::None { None } else { Some(counter.clone()) };
+                let mut g = BombGuard::new(dec, ratio, limits);
+                loop {
+                    let mut buf = vec![0u8; PIPE_CHUNK];
+                    let mut n = 0;
+                    while n < PIPE_CHUNK {
+                        let k = g.read(&mut buf[n..])?;
+                        if k == 0 {
+                            break;
+                        }
+                        n += k;
+                    }
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    buf.truncate(n);
+                    if tx.send(Ok(buf)).is_err() {
+                        return Ok(()); // the consumer stopped (it failed)
+                    }
+                }
+            })();
+            if let Err(e) = pumped {
+                let _ = tx.send(Err(e));
+            }
+            drop(tx);
+            // Prefer reporting a blob digest mismatch over whatever broke in the middle.
+            comp.finish().ctx("read layer").and_then(|(got, size)| match &blob.digest {
+                Some(d) => digest::check("layer", d, blob.size, &got, size),
+                None => Ok(()),
+            })
+        });
+        let result: Result<(Digest, u64)> = (|| {
+            let mut diff = HashReader::new(ChanReader { rx, cur: Vec::new(), pos: 0 }, diff_id.algo, None);
+            unpack::unpack(&mut diff, root, limits)?;
+            diff.finish().ctx("read layer")
+        })();
+        let blob_check = producer.join().unwrap_or_else(|_| Err(Error::msg("layer reader thread panicked")));
+        (result, blob_check)
     });
     match (result, blob_check) {
         (_, Err(e)) => Err(e),
@@ -169,6 +213,107 @@ pub fn unpack_blob(blob: &LayerBlob, diff_id: &Digest, root: &OwnedFd, limits: &
     }
 }
 
+/// Decompressed chunks in flight between the two stages.
+const PIPE_CHUNK: usize = 1 << 20;
+const PIPE_CHUNKS: usize = 8;
+
+/// The consumer end of the decompression pipe.
+struct ChanReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(b)) => {
+                    self.cur = b;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// At most this many layers unpack at once (the machine's cores, capped).
+pub const MAX_UNPACK_THREADS: usize = 4;
+
+/// Unpack one layer into `tmp/root`, record its tree; returns the tree digest.
+fn unpack_layer(blob: &LayerBlob, diff_id: &Digest, tmp: &Path, limits: &Limits, progress: &AtomicU64) -> Result<String> {
+    std::fs::create_dir_all(tmp.join("root")).ctx("create staging dir")?;
+    let rootfd = fs::open_dir_path(&tmp.join("root"))?;
+    // A deterministic root (the tar may override it with "./").
+    fs::fchown(rootfd.as_fd(), 0, 0)?;
+    fs::fchmod(rootfd.as_fd(), 0o755)?;
+    unpack_blob_progress(blob, diff_id, &rootfd, limits, Some(progress))?;
+    let t = tree::scan(&rootfd)?;
+    let td = tree::digest(&t).to_string();
+    std::fs::write(tmp.join("tree.txt"), tree::serialize(&t)).ctx("write tree.txt")?;
+    let meta = LayerMeta { diff_id: diff_id.to_string(), tree_digest: td.clone() };
+    std::fs::write(tmp.join("layer.json"), serde_json::to_vec_pretty(&meta).unwrap_or_default()).ctx("write layer.json")?;
+    // One syncfs per layer (not an fsync per file): the layer is on disk
+    // before it becomes visible under layers/.
+    // SAFETY: plain syscall on our fd.
+    unsafe { libc::syncfs(rootfd.as_raw_fd()) };
+    Ok(td)
+}
+
+fn progress_on_tty() -> bool {
+    // SAFETY: plain syscall.
+    let tty = unsafe { libc::isatty(2) == 1 };
+    tty && std::env::var_os("STELE_NO_PROGRESS").is_none()
+}
+
+fn mb(b: u64) -> f64 {
+    b as f64 / 1e6
+}
+
+/// A progress line on stderr (a terminal): compressed bytes read / total,
+/// redrawn at most 10 times a second until `finished`.
+fn draw_progress(done: &AtomicU64, total: u64, layers: usize, finished: &std::sync::atomic::AtomicBool) {
+    use std::io::Write;
+    let start = std::time::Instant::now();
+    let mut err = std::io::stderr();
+    let mut drawn = false;
+    while !finished.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let d = done.load(Ordering::Relaxed).min(total);
+        let pct = (d * 100).checked_div(total).unwrap_or(100);
+        let bar: String = (0..30).map(|i| if (i as u64) < pct * 30 / 100 { '#' } else { '.' }).collect();
+        let rate = mb(d) / start.elapsed().as_secs_f64().max(0.001);
+        let _ = write!(err, "\rimporting {layers} layer(s) [{bar}] {:.1}/{:.1} MB {pct:>3}% {rate:.0} MB/s ", mb(d), mb(total));
+        let _ = err.flush();
+        drawn = true;
+    }
+    if drawn {
+        let _ = writeln!(err);
+    }
+}
+
+/// Counts bytes read into a shared progress counter.
+struct Counted<'a, R> {
+    inner: R,
+    count: Option<&'a AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(c) = self.count {
+            c.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+}
+
 impl Store {
     pub fn open(root: &Path) -> Result<Store> {
         for d in ["layers", "configs", "images", "tmp"] {
@@ -176,7 +321,10 @@ impl Store {
         }
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).ctx("chmod store")?;
-        Ok(Store { root: root.to_path_buf() })
+        // Absolute and canonical: layer paths written into bundles must
+        // resolve the same from anywhere.
+        let root = std::fs::canonicalize(root).with_ctx(|| format!("resolve store {}", root.display()))?;
+        Ok(Store { root })
     }
 
     pub fn root(&self) -> &Path {
@@ -244,36 +392,79 @@ impl Store {
                 img.manifest_digest
             );
         }
-        let mut layers = Vec::new();
-        let mut to_commit: Vec<(PathBuf, PathBuf)> = Vec::new();
-        let mut done: std::collections::HashMap<Digest, String> = Default::default();
-        for (blob, diff_id) in img.layers.iter().zip(&diff_ids) {
+        // Which layers need unpacking (once each: an image may repeat a layer).
+        let mut known: std::collections::HashMap<Digest, String> = Default::default();
+        let mut jobs: Vec<(usize, PathBuf, PathBuf)> = Vec::new(); // (layer index, tmp, entry)
+        for (i, diff_id) in diff_ids.iter().enumerate() {
             let entry = self.root.join("layers").join(diff_id.key());
-            let tree_digest = if let Some(t) = done.get(diff_id) {
-                t.clone()
-            } else if let Ok(m) = std::fs::read(entry.join("layer.json")) {
+            if known.contains_key(diff_id) || jobs.iter().any(|(j, _, _)| diff_ids[*j] == *diff_id) {
+                continue;
+            }
+            if let Ok(m) = std::fs::read(entry.join("layer.json")) {
                 let m: LayerMeta = serde_json::from_slice(&m).map_err(|e| Error::msg(format!("{}: {e}", entry.display())))?;
-                m.tree_digest
-            } else {
-                let tmp = self.root.join("tmp").join(unique("layer"));
-                staged.0.push(tmp.clone());
-                std::fs::create_dir_all(tmp.join("root")).ctx("create staging dir")?;
-                let rootfd = fs::open_dir_path(&tmp.join("root"))?;
-                // A deterministic root (the tar may override it with "./").
-                fs::fchown(rootfd.as_fd(), 0, 0)?;
-                fs::fchmod(rootfd.as_fd(), 0o755)?;
-                unpack_blob(blob, diff_id, &rootfd, limits)?;
-                let t = tree::scan(&rootfd)?;
-                let td = tree::digest(&t).to_string();
-                std::fs::write(tmp.join("tree.txt"), tree::serialize(&t)).ctx("write tree.txt")?;
-                let meta = LayerMeta { diff_id: diff_id.to_string(), tree_digest: td.clone() };
-                std::fs::write(tmp.join("layer.json"), serde_json::to_vec_pretty(&meta).unwrap_or_default()).ctx("write layer.json")?;
-                // SAFETY: plain syscall; flush the layer before it becomes visible.
-                unsafe { libc::syncfs(rootfd.as_raw_fd()) };
-                to_commit.push((tmp, entry));
-                td
-            };
-            done.insert(diff_id.clone(), tree_digest.clone());
+                known.insert(diff_id.clone(), m.tree_digest);
+                continue;
+            }
+            let tmp = self.root.join("tmp").join(unique("layer"));
+            staged.0.push(tmp.clone());
+            jobs.push((i, tmp, entry));
+        }
+        let total: u64 = jobs
+            .iter()
+            .map(|(i, _, _)| img.layers[*i].size.or_else(|| std::fs::metadata(&img.layers[*i].path).ok().map(|m| m.len())).unwrap_or(0))
+            .sum();
+        // Independent layers unpack in parallel: each is one streaming pass
+        // (read → blob hash → decompress → diff_id hash → files), then a tree scan.
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, MAX_UNPACK_THREADS).min(jobs.len().max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let done_bytes = AtomicU64::new(0);
+        let finished = std::sync::atomic::AtomicBool::new(false);
+        let mut results: Vec<Option<Result<String>>> = (0..jobs.len()).map(|_| None).collect();
+        std::thread::scope(|sc| {
+            let progress = progress_on_tty().then(|| sc.spawn(|| draw_progress(&done_bytes, total, jobs.len(), &finished)));
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    sc.spawn(|| {
+                        let mut out = Vec::new();
+                        loop {
+                            let k = next.fetch_add(1, Ordering::Relaxed);
+                            let Some((i, tmp, _)) = jobs.get(k) else { break };
+                            let r = unpack_layer(&img.layers[*i], &diff_ids[*i], tmp, limits, &done_bytes);
+                            let failed = r.is_err();
+                            out.push((k, r));
+                            if failed {
+                                // Stop handing out work: the import fails anyway.
+                                next.store(usize::MAX / 2, Ordering::Relaxed);
+                            }
+                        }
+                        out
+                    })
+                })
+                .collect();
+            for w in workers {
+                for (k, r) in w.join().unwrap_or_default() {
+                    results[k] = Some(r);
+                }
+            }
+            finished.store(true, Ordering::Relaxed);
+            if let Some(p) = progress {
+                let _ = p.join();
+            }
+        });
+        let mut to_commit: Vec<(PathBuf, PathBuf)> = Vec::new();
+        for ((i, tmp, entry), r) in jobs.iter().zip(results) {
+            match r {
+                Some(Ok(td)) => {
+                    known.insert(diff_ids[*i].clone(), td);
+                    to_commit.push((tmp.clone(), entry.clone()));
+                }
+                Some(Err(e)) => return Err(e),
+                None => crate::bail!("layer {}: not unpacked (another layer failed)", diff_ids[*i]),
+            }
+        }
+        let mut layers = Vec::new();
+        for (blob, diff_id) in img.layers.iter().zip(&diff_ids) {
+            let tree_digest = known.get(diff_id).cloned().ok_or_else(|| Error::msg(format!("layer {diff_id}: not imported")))?;
             layers.push(LayerRecord {
                 diff_id: diff_id.to_string(),
                 blob_digest: blob.digest.as_ref().map(|d| d.to_string()),
