@@ -150,14 +150,7 @@ pub fn bundle_config(img: &ImageRecord, config: &[u8], layers: &[PathBuf], annot
         crate::bail!("image {}: WorkingDir {cwd:?} is not absolute", img.name);
     }
     let (uid, gid, extra) = resolve_user(layers, c.get("User").and_then(Value::as_str).unwrap_or(""))?;
-    let mut mounts = vec![
-        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
-        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
-    ];
+    let mut mounts = crate::spec::kernel_mounts();
     let mut vols: Vec<String> = c.get("Volumes").and_then(Value::as_object).map(|o| o.keys().cloned().collect()).unwrap_or_default();
     vols.sort();
     for v in vols {

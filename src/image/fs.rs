@@ -7,11 +7,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::error::{Error, Result};
 
-pub(crate) const RESOLVE_NO_XDEV: u64 = 0x01;
-pub(crate) const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-pub(crate) const RESOLVE_NO_SYMLINKS: u64 = 0x04;
-pub(crate) const RESOLVE_BENEATH: u64 = 0x08;
-pub(crate) const RESOLVE_IN_ROOT: u64 = 0x10;
+pub(crate) use crate::sys::{RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV};
 
 /// The resolution used for every path inside a layer: symlinks are followed
 /// but can never leave the layer root, magic links are refused.
@@ -287,106 +283,4 @@ pub(crate) fn clear_dir(dir: BorrowedFd) -> Result<()> {
         }
     }
     Ok(())
-}
-
-
-// ---- new mount API ----------------------------------------------------------
-
-const FSOPEN_CLOEXEC: libc::c_uint = 1;
-const FSCONFIG_SET_STRING: libc::c_uint = 1;
-const FSCONFIG_SET_FD: libc::c_uint = 5;
-const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
-pub(crate) const MOUNT_ATTR_NOSUID: u64 = 0x2;
-pub(crate) const MOUNT_ATTR_NODEV: u64 = 0x4;
-
-pub(crate) fn fsopen(fstype: &str) -> Result<OwnedFd> {
-    let c = cstr(fstype.as_bytes())?;
-    // SAFETY: valid C string.
-    let r = unsafe { libc::syscall(libc::SYS_fsopen, c.as_ptr(), FSOPEN_CLOEXEC) };
-    if r < 0 {
-        return Err(Error::os(format!("fsopen {fstype}"), errno()));
-    }
-    // SAFETY: new fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
-}
-
-pub(crate) fn fsconfig_string(fs: BorrowedFd, key: &str, value: &str) -> Result<()> {
-    let k = cstr(key.as_bytes())?;
-    let v = cstr(value.as_bytes())?;
-    // SAFETY: valid C strings.
-    let r = unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0) };
-    check(r as libc::c_int, || format!("fsconfig {key}={value}"))
-}
-
-pub(crate) fn fsconfig_fd(fs: BorrowedFd, key: &str, fd: BorrowedFd) -> Result<()> {
-    let k = cstr(key.as_bytes())?;
-    // SAFETY: valid C string; aux is the fd.
-    let r = unsafe {
-        libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_SET_FD, k.as_ptr(), std::ptr::null::<u8>(), fd.as_raw_fd())
-    };
-    check(r as libc::c_int, || format!("fsconfig {key} (fd)"))
-}
-
-pub(crate) fn fsconfig_create(fs: BorrowedFd) -> Result<()> {
-    // SAFETY: plain syscall.
-    let r = unsafe {
-        libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_CMD_CREATE, std::ptr::null::<u8>(), std::ptr::null::<u8>(), 0)
-    };
-    check(r as libc::c_int, || "fsconfig create".into())
-}
-
-pub(crate) fn fsmount(fs: BorrowedFd, attrs: u64) -> Result<OwnedFd> {
-    // SAFETY: plain syscall.
-    let r = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs as libc::c_uint) };
-    if r < 0 {
-        return Err(Error::os("fsmount", errno()));
-    }
-    // SAFETY: new fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
-}
-
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-/// A detached bind mount of `dir` (open_tree OPEN_TREE_CLONE) with `attrs` set.
-pub(crate) fn bind_detached(dir: BorrowedFd, attrs: u64) -> Result<OwnedFd> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    let empty = CString::new("").unwrap();
-    // SAFETY: valid C string; AT_EMPTY_PATH clones `dir` itself.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            dir.as_raw_fd(),
-            empty.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint,
-        )
-    };
-    if r < 0 {
-        return Err(Error::os("open_tree", errno()));
-    }
-    // SAFETY: new fd.
-    let fd = unsafe { OwnedFd::from_raw_fd(r as RawFd) };
-    let attr = MountAttr { attr_set: attrs, attr_clr: 0, propagation: 0, userns_fd: 0 };
-    // SAFETY: valid struct of the size we pass.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r < 0 {
-        return Err(Error::os("mount_setattr", errno()));
-    }
-    Ok(fd)
 }

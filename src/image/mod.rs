@@ -103,19 +103,23 @@ pub fn open_layer_dirs(dirs: &[PathBuf], store: &Path) -> Result<Vec<OwnedFd>> {
 pub fn overlay_root_mount(annotations: &HashMap<String, String>, store: &Path) -> Result<Option<OwnedFd>> {
     let Some(dirs) = layer_dirs(annotations)? else { return Ok(None) };
     let fds = open_layer_dirs(&dirs, store)?;
-    let attrs = fs::MOUNT_ATTR_RDONLY | fs::MOUNT_ATTR_NOSUID | fs::MOUNT_ATTR_NODEV;
+    use crate::sys::{self, FsContext};
+    use std::os::fd::AsRawFd;
+    let attrs = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
     if let [only] = fds.as_slice() {
         // Overlay needs two lower layers when it has no upper: bind the one layer.
-        return fs::bind_detached(only.as_fd(), attrs).with_ctx(|| format!("bind layer {}", dirs[0].display())).map(Some);
+        let what = format!("layer {}", dirs[0].display());
+        let m = sys::open_tree_fd(only.as_raw_fd(), false, &what)?;
+        sys::mount_setattr(m.as_raw_fd(), false, attrs, 0, 0, &what)?;
+        return Ok(Some(m));
     }
-    let fsfd = fs::fsopen("overlay")?;
-    fs::fsconfig_string(fsfd.as_fd(), "source", "stele")?;
+    let ovl = FsContext::new("overlay")?;
+    ovl.set_string("source", "stele")?;
     // Overlay takes lower layers top-most first.
     for (d, fd) in dirs.iter().zip(&fds).rev() {
-        fs::fsconfig_fd(fsfd.as_fd(), "lowerdir+", fd.as_fd()).with_ctx(|| format!("overlay layer {}", d.display()))?;
+        ovl.set_fd("lowerdir+", fd.as_raw_fd()).with_ctx(|| format!("overlay layer {}", d.display()))?;
     }
-    fs::fsconfig_create(fsfd.as_fd()).ctx("create overlay root")?;
-    let m = fs::fsmount(fsfd.as_fd(), attrs)?;
+    let m = ovl.mount(attrs).ctx("create overlay root")?;
     Ok(Some(m))
 }
 
