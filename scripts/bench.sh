@@ -103,7 +103,8 @@ trap 'stop 143' TERM
 # busybox rootfs, read-only root, args /bin/true, `runc spec` defaults
 # (namespaces pid, network, ipc, uts, mount + cgroup; the default devices rule only).
 B="$WORK/bundle"
-mkdir -p "$B/rootfs/bin"
+# the mountpoints of runc spec exist in the image (stele never creates them)
+mkdir -p "$B/rootfs/bin" "$B/rootfs/proc" "$B/rootfs/sys" "$B/rootfs/dev" "$B/rootfs/tmp"
 cp "$(readlink -f "$(command -v busybox)")" "$B/rootfs/bin/busybox"
 for a in $("$B/rootfs/bin/busybox" --list); do
   [ "$a" = busybox ] || ln -s busybox "$B/rootfs/bin/$a"

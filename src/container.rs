@@ -68,6 +68,7 @@ fn host_root_tree() -> Result<OwnedFd> {
 fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<(Entry, State, process::Spawned)> {
     state::validate_id(id)?;
     let bundle = crate::spec::load(&o.bundle)?;
+    crate::log::phase("config loaded");
     let spec = &bundle.spec;
     if spec.process().is_none() {
         bail!("config.json: process: missing");
@@ -90,6 +91,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
 
     let store = g.store();
     let entry = store.create(id)?;
+    crate::log::phase("state dir");
     let cleanup = |entry: Entry, cg: Option<&Cgroup>| {
         if let Some(cg) = cg {
             let _ = cg.destroy();
@@ -125,6 +127,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
             return Err(e);
         }
     };
+    crate::log::phase("cgroup");
     let console = match console_of(o) {
         Ok(c) => c,
         Err(e) => {
@@ -181,6 +184,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
         config: serde_json::to_value(spec).unwrap_or_default(),
         started: via == StartVia::Socket,
     };
+    crate::log::phase("init ready");
     let saved = entry.save(&st).and_then(|_| match &o.pid_file {
         Some(p) => state::write_pid_file(p, spawned.pid),
         None => Ok(()),

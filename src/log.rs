@@ -115,6 +115,22 @@ macro_rules! debug {
     };
 }
 
+/// Per-phase timing under `--debug`: "phase NAME at Nus" since the process
+/// (or, in a container init, its runtime) started.
+pub fn phase(name: &str) {
+    if enabled(Level::Debug) {
+        let t = START.get_or_init(std::time::Instant::now).elapsed();
+        debug(&format!("phase {name} at {}us (pid {})", t.as_micros(), std::process::id()));
+    }
+}
+
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Mark the process start for [`phase`].
+pub fn mark_start() {
+    let _ = START.set(std::time::Instant::now());
+}
+
 /// `warn!` formats a warning.
 #[macro_export]
 macro_rules! warn {

@@ -6,6 +6,7 @@ use clap::Parser;
 use stele::log;
 
 fn main() {
+    log::mark_start();
     // Inherited fds must not leak into hooks or the container: everything
     // above stdio becomes close-on-exec, except what --preserve-fds keeps.
     let args = cli::argv::normalize(std::env::args().collect());
@@ -25,6 +26,7 @@ fn main() {
         std::fs::OpenOptions::new().create(true).append(true).open(p).ok()
     });
     log::init(file, format, parsed.debug);
+    log::phase("parsed");
 
     match cli::dispatch(parsed) {
         Ok(code) => std::process::exit(code),

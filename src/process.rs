@@ -215,6 +215,7 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
     // again at execve.
     security::set_dumpable(false);
     let flags = clone_flags(spec);
+    crate::log::phase("clone");
     match sys::clone3(flags, cgroup_fd)? {
         None => {
             // The init. It never returns. First into the v1 cgroups (the
@@ -393,7 +394,9 @@ fn init(mut c: InitCtx) -> Result<Never> {
         terminal,
         create_mountpoints: c.create_mountpoints,
     };
+    crate::log::phase("init: namespaces");
     let mut prep = rootfs::prepare(&mut plan)?;
+    crate::log::phase("init: mounts");
 
     if hooks::has(spec, Kind::Prestart) || hooks::has(spec, Kind::CreateRuntime) {
         send(c.sock, MSG_MOUNTED, &[])?;
@@ -408,6 +411,7 @@ fn init(mut c: InitCtx) -> Result<Never> {
 
     rootfs::enter(&prep, c.no_pivot)?;
     rootfs::finish(spec, &prep)?;
+    crate::log::phase("init: pivot, masks, ro");
 
     if let (Some(master), Some(console)) = (prep.pty_master.take(), c.console) {
         send_fd(console, master.as_raw_fd(), b"/dev/console")?;
@@ -493,6 +497,7 @@ fn finish_and_exec(t: Tail) -> Result<Never> {
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     }
 
+    crate::log::phase("init: credentials");
     send(t.sock, MSG_READY, &[])?;
 
     // Wait for `start` (or `run`'s / `exec`'s Start).
@@ -652,6 +657,7 @@ fn exec(exe: &CString, args: &[String], env: &[String], keep_below: u32, sock: R
     let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
     envp_p.push(std::ptr::null());
 
+    crate::log::phase("init: exec");
     reset_signals();
     // Keep the sync socket until exec (it is CLOEXEC): move it above the
     // range we close if it sits there.

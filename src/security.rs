@@ -53,10 +53,17 @@ impl CapSets {
 
     /// Refuse capabilities the host cannot give (not in our bounding set).
     pub fn check_available(&self) -> Result<()> {
-        let have = caps::read(None, CapSet::Bounding).map_err(|e| Error::msg(format!("read bounding set: {e}")))?;
+        // One PR_CAPBSET_READ per capability asked for (not per capability known).
         let all = [&self.bounding, &self.effective, &self.permitted, &self.inheritable, &self.ambient];
-        let mut missing: Vec<String> =
-            all.iter().flat_map(|s| s.iter()).filter(|c| !have.contains(c)).map(|c| c.to_string()).collect();
+        let mut wanted: Vec<Capability> = all.iter().flat_map(|s| s.iter().copied()).collect();
+        wanted.sort_by_key(|c| c.index());
+        wanted.dedup();
+        let mut missing: Vec<String> = wanted
+            .into_iter()
+            // SAFETY: prctl with integer arguments.
+            .filter(|c| unsafe { libc::prctl(libc::PR_CAPBSET_READ, c.index() as libc::c_ulong, 0, 0, 0) } != 1)
+            .map(|c| c.to_string())
+            .collect();
         missing.sort();
         missing.dedup();
         if !missing.is_empty() {

@@ -368,3 +368,25 @@ pub fn loopback_up() -> Result<()> {
     }
     Ok(())
 }
+
+/// Read a procfs/sysfs file in few syscalls: procfs reports size 0, so
+/// std's read_to_string probes with small reads; start with 64 KiB.
+pub fn read_small_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    loop {
+        let len = buf.len();
+        if buf.capacity() - len < 4096 {
+            buf.reserve(64 * 1024);
+        }
+        let spare = buf.capacity() - len;
+        buf.resize(len + spare, 0);
+        let n = f.read(&mut buf[len..])?;
+        buf.truncate(len + n);
+        if n == 0 {
+            break;
+        }
+    }
+    String::from_utf8(buf).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))
+}

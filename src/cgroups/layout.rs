@@ -120,8 +120,8 @@ impl Layout {
 
     /// Read this process's layout now (uncached).
     pub fn read() -> Result<Layout> {
-        let mi = std::fs::read_to_string("/proc/self/mountinfo").ctx("read /proc/self/mountinfo")?;
-        let cg = std::fs::read_to_string("/proc/self/cgroup").ctx("read /proc/self/cgroup")?;
+        let mi = crate::sys::read_small_file(std::path::Path::new("/proc/self/mountinfo")).ctx("read /proc/self/mountinfo")?;
+        let cg = crate::sys::read_small_file(std::path::Path::new("/proc/self/cgroup")).ctx("read /proc/self/cgroup")?;
         Ok(Layout::parse(&mi, &cg))
     }
 }
