@@ -95,6 +95,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
     let cleanup = |entry: Entry, cg: Option<&Cgroup>| {
         if let Some(cg) = cg {
             let _ = cg.destroy();
+            cg.remove_created();
         }
         let _ = entry.remove();
     };
@@ -115,7 +116,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
         }
     }
     let linux = spec.linux().as_ref();
-    let cgroup = match Cgroup::create(
+    let cgroup = match Cgroup::create_dirs_only(
         id,
         linux.and_then(|l| l.cgroups_path().as_ref()).map(|p| p.to_string_lossy()).as_deref(),
         g.systemd_cgroup,
@@ -162,6 +163,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
         die_with_parent: o.die_with_parent,
         create_mountpoints: kind.may_create_mountpoints(spec),
         close_in_child: &[entry.lock_fd()],
+        resources: linux.and_then(|l| l.resources().as_ref()),
         state_json: &state_json,
     });
     let spawned = match spawned {

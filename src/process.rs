@@ -71,6 +71,9 @@ pub struct SpawnOpts<'a> {
     pub die_with_parent: bool,
     /// May missing mountpoints be created in the rootfs?
     pub create_mountpoints: bool,
+    /// Resources for `cgroup`, applied while the init sets up its namespaces
+    /// (before it can exec).
+    pub resources: Option<&'a oci_spec::runtime::LinuxResources>,
     /// fds the init must close at once (the container's state lock).
     pub close_in_child: &'a [RawFd],
     /// The state JSON hooks receive (status "creating", pid filled in).
@@ -281,7 +284,20 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
 
 fn drive(sp: &Spawned, o: &SpawnOpts) -> Result<()> {
     let spec = &o.bundle.spec;
-    send(sp.sock.as_raw_fd(), MSG_GO, sp.pid.to_string().as_bytes())?;
+    // The init is in its cgroup already: limits and device rules go on now,
+    // while it joins namespaces and mounts; it waits for Go before it creates
+    // device nodes (a half-written v1 device list would refuse them), and
+    // cannot exec before Start or the fifo.
+    if let Some(cg) = o.cgroup {
+        cg.apply_initial(o.resources)?;
+    }
+    if let Err(e) = send(sp.sock.as_raw_fd(), MSG_GO, sp.pid.to_string().as_bytes()) {
+        // The init may have failed already: its message says why.
+        if let Ok(Some((MSG_ERROR, m))) = recv(sp.sock.as_raw_fd()) {
+            return Err(Error::Msg(String::from_utf8_lossy(&m).into_owned()));
+        }
+        return Err(e);
+    }
     loop {
         match recv(sp.sock.as_raw_fd())? {
             Some((MSG_MOUNTED, _)) => {
@@ -344,10 +360,6 @@ fn init(mut c: InitCtx) -> Result<Never> {
     // Nothing in the container may ptrace us or open /proc/<pid>/exe (the
     // host binary) while we are still stele.
     security::set_dumpable(false);
-    let host_pid: i32 = match recv(c.sock)? {
-        Some((MSG_GO, p)) => String::from_utf8_lossy(&p).parse().unwrap_or(0),
-        _ => bail!("runtime went away"),
-    };
     let spec = c.spec;
     let process = spec.process().as_ref().ok_or_else(|| Error::msg("config.json: process: missing"))?;
 
@@ -395,7 +407,17 @@ fn init(mut c: InitCtx) -> Result<Never> {
         create_mountpoints: c.create_mountpoints,
     };
     crate::log::phase("init: namespaces");
-    let mut prep = rootfs::prepare(&mut plan)?;
+    let sock = c.sock;
+    let mut host_pid = 0;
+    let mut wait_go = || -> Result<()> {
+        host_pid = match recv(sock)? {
+            Some((MSG_GO, p)) => String::from_utf8_lossy(&p).parse().unwrap_or(0),
+            Some((MSG_ERROR, m)) => return Err(Error::Msg(String::from_utf8_lossy(&m).into_owned())),
+            _ => bail!("runtime went away"),
+        };
+        Ok(())
+    };
+    let mut prep = rootfs::prepare(&mut plan, &mut wait_go)?;
     crate::log::phase("init: mounts");
 
     if hooks::has(spec, Kind::Prestart) || hooks::has(spec, Kind::CreateRuntime) {

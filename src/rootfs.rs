@@ -178,7 +178,9 @@ pub struct Prepared {
 
 /// Step 1, in the new mount namespace: make the host's mounts invisible to
 /// propagation, mount the root and every configured mount, create devices.
-pub fn prepare(plan: &mut Plan) -> Result<Prepared> {
+/// `before_devices` runs after the mounts and before any device node is
+/// made (the runtime's device rules must be complete by then).
+pub fn prepare(plan: &mut Plan, before_devices: &mut dyn FnMut() -> Result<()>) -> Result<Prepared> {
     let linux = plan.spec.linux().as_ref();
     // Our copy of the host's mounts must not propagate back to the host.
     nix::mount::mount(None::<&str>, "/", None::<&str>, nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE, None::<&str>)
@@ -227,6 +229,7 @@ pub fn prepare(plan: &mut Plan) -> Result<Prepared> {
         }
     }
 
+    before_devices()?;
     if dev_is_new {
         create_default_devices(root.as_raw_fd(), devnull.as_raw_fd())?;
     }

@@ -117,6 +117,10 @@ pub struct Cgroup {
     /// True when there is no v1 hierarchy (pure cgroup2).
     #[serde(default)]
     pub pure_v2: bool,
+    /// Directories this process created (leaf and new parents), so that a
+    /// failed create can remove exactly them. Not saved.
+    #[serde(skip)]
+    created: Vec<PathBuf>,
 }
 
 /// Split and clean a path: no "", ".", and ".." never climbs above the start
@@ -220,7 +224,7 @@ pub(crate) fn resolve(layout: &Layout, place: &Placement) -> Result<Cgroup> {
     if clean_components(inner).is_empty() {
         crate::bail!("invalid cgroupsPath: it names the root cgroup");
     }
-    let mut cg = Cgroup { v1: Vec::new(), v2: None, v2_name: String::new(), pure_v2: layout.is_v2_only() };
+    let mut cg = Cgroup { v1: Vec::new(), v2: None, v2_name: String::new(), pure_v2: layout.is_v2_only(), created: Vec::new() };
     for h in &layout.v1 {
         let path = match place {
             Placement::Absolute(p) => h.host_path(p),
@@ -276,11 +280,52 @@ impl Cgroup {
         systemd: bool,
         resources: Option<&LinuxResources>,
     ) -> Result<Cgroup> {
+        let cg = Self::create_dirs_in(layout, id, cgroups_path, systemd, resources)?;
+        match cg.apply_initial(resources) {
+            Ok(()) => Ok(cg),
+            Err(e) => {
+                cg.remove_created();
+                Err(e)
+            }
+        }
+    }
+
+    /// Undo a create that failed later: remove the directories it made
+    /// (the leaf and any new parents), newest first.
+    pub fn remove_created(&self) {
+        for d in self.created.iter().rev() {
+            let _ = fsutil::rmdir_retry(d);
+        }
+    }
+
+    /// [`Cgroup::create`] without applying `resources` yet (they only shape
+    /// the directories, e.g. hugetlb in hybrid parents): the runtime applies
+    /// them with [`Cgroup::apply_initial`] while the container's init sets up
+    /// its namespaces, before the init may exec. On error nothing is left.
+    pub fn create_dirs_only(
+        id: &str,
+        cgroups_path: Option<&str>,
+        systemd: bool,
+        resources: Option<&LinuxResources>,
+    ) -> Result<Cgroup> {
+        Self::create_dirs_in(layout::get()?, id, cgroups_path, systemd, resources)
+    }
+
+    fn create_dirs_in(
+        layout: &Layout,
+        id: &str,
+        cgroups_path: Option<&str>,
+        systemd: bool,
+        resources: Option<&LinuxResources>,
+    ) -> Result<Cgroup> {
         let place = placement(id, cgroups_path, systemd)?;
         let mut cg = resolve(layout, &place)?;
         let mut created: Vec<PathBuf> = Vec::new();
-        match cg.create_dirs(layout, resources, &mut created).and_then(|()| cg.apply(resources, true)) {
-            Ok(()) => Ok(cg),
+        match cg.create_dirs(layout, resources, &mut created) {
+            Ok(()) => {
+                cg.created = created;
+                Ok(cg)
+            }
             Err(e) => {
                 for d in created.iter().rev() {
                     let _ = fsutil::rmdir_retry(d);
@@ -288,6 +333,12 @@ impl Cgroup {
                 Err(e)
             }
         }
+    }
+
+    /// Apply a new container's resources (device rules included): what
+    /// [`Cgroup::create`] does after making the directories.
+    pub fn apply_initial(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        self.apply(resources, true)
     }
 
     fn create_dirs(&mut self, layout: &Layout, r: Option<&LinuxResources>, created: &mut Vec<PathBuf>) -> Result<()> {
