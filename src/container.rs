@@ -187,16 +187,25 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
         started: via == StartVia::Socket,
     };
     crate::log::phase("init ready");
-    let saved = entry.save(&st).and_then(|_| match &o.pid_file {
-        Some(p) => state::write_pid_file(p, spawned.pid),
-        None => Ok(()),
-    });
-    if let Err(e) = saved {
+    if via == StartVia::Socket {
+        // `run`: the init is released first and the state written while it
+        // execs (start_spawned).
+        return Ok((entry, st, spawned));
+    }
+    if let Err(e) = save_state(&entry, &st, o) {
         spawned.kill_and_reap();
         cleanup(entry, st.cgroup.as_ref());
         return Err(e);
     }
     Ok((entry, st, spawned))
+}
+
+fn save_state(entry: &Entry, st: &State, o: &CreateOpts) -> Result<()> {
+    entry.save(st)?;
+    match &o.pid_file {
+        Some(p) => state::write_pid_file(p, st.pid),
+        None => Ok(()),
+    }
 }
 
 /// `create`: returns once the init is ready and blocked on exec.fifo.
@@ -290,7 +299,7 @@ fn forwarded_signals() -> nix::sys::signal::SigSet {
 pub fn run(g: &Globals, id: &str, o: &CreateOpts, detach: bool) -> Result<i32> {
     if detach {
         let (entry, st, sp) = create_inner(g, id, o, StartVia::Socket)?;
-        start_spawned(&entry, &st, &sp)?;
+        start_spawned(&entry, &st, &sp, o)?;
         return Ok(0);
     }
     Ok(run_supervised(g, id, o, None, false)?.code)
@@ -310,11 +319,15 @@ pub struct Outcome {
     pub cpu_time_ns: Option<u64>,
 }
 
-fn start_spawned(entry: &Entry, st: &State, sp: &process::Spawned) -> Result<()> {
-    if let Err(e) = sp.start() {
+/// `run`: release the init, write the state while it execs, wait for the
+/// exec, run poststart hooks. On error the container is removed.
+fn start_spawned(entry: &Entry, st: &State, sp: &process::Spawned, o: &CreateOpts) -> Result<()> {
+    let started = sp.send_start().and_then(|_| save_state(entry, st, o)).and_then(|_| sp.wait_exec());
+    if let Err(e) = started {
         sp.kill_and_reap();
         if let Some(cg) = &st.cgroup {
             let _ = cg.destroy();
+            cg.remove_created();
         }
         let _ = std::fs::remove_dir_all(&entry.dir);
         return Err(e);
@@ -349,7 +362,7 @@ pub fn run_supervised_with(
     set.thread_block().ctx("block signals")?;
     let began = std::time::Instant::now();
     let (entry, st, sp) = create_inner(g, id, o, StartVia::Socket)?;
-    start_spawned(&entry, &st, &sp)?;
+    start_spawned(&entry, &st, &sp, o)?;
     drop(entry);
     let deadline = timeout.map(|t| began + t);
     let mut out = wait_forwarding(sp.pid, sp.pidfd.as_raw_fd(), &set, deadline, &st, on_signal);

@@ -318,7 +318,18 @@ impl Spawned {
     /// `run`: let the init exec now. Returns once the exec happened (the
     /// socket closed on exec) or with the init's error.
     pub fn start(&self) -> Result<()> {
-        send(self.sock.as_raw_fd(), MSG_START, &[])?;
+        self.send_start()?;
+        self.wait_exec()
+    }
+
+    /// Let the init go on to exec (see [`Spawned::wait_exec`]).
+    pub fn send_start(&self) -> Result<()> {
+        send(self.sock.as_raw_fd(), MSG_START, &[])
+    }
+
+    /// Wait until the process has exec'd (the socket closes on exec) or
+    /// failed to (its error).
+    pub fn wait_exec(&self) -> Result<()> {
         match recv(self.sock.as_raw_fd())? {
             None => Ok(()),
             Some((MSG_ERROR, m)) => Err(Error::Msg(String::from_utf8_lossy(&m).into_owned())),
