@@ -390,7 +390,13 @@ fn init(mut c: InitCtx) -> Result<Never> {
     {
         sys::loopback_up()?;
     }
-    rootfs::apply_sysctl(spec)?;
+    // The runtime's own /proc writes go through a private procfs.
+    let has_sysctl = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).is_some_and(|m| !m.is_empty());
+    let private_proc =
+        if has_sysctl || process.oom_score_adj().is_some() { Some(sys::PrivateProc::new()?) } else { None };
+    if let Some(proc) = &private_proc {
+        rootfs::apply_sysctl(spec, proc)?;
+    }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).with_ctx(|| format!("hostname: set {h:?}"))?;
     }
@@ -401,7 +407,9 @@ fn init(mut c: InitCtx) -> Result<Never> {
         }
     }
     if let Some(adj) = process.oom_score_adj() {
-        security::set_oom_score_adj(adj)?;
+        if let Some(proc) = &private_proc {
+            security::set_oom_score_adj(adj, proc)?;
+        }
     }
 
     let terminal = process.terminal().unwrap_or(false);

@@ -613,15 +613,18 @@ fn readonly_path(root: RawFd, path: &str) -> Result<()> {
     sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd(), path)
 }
 
-/// Write the config's sysctls through the runtime's procfs (the init is
-/// already in the container's namespaces, so these land in them).
-pub fn apply_sysctl(spec: &Spec) -> Result<()> {
+/// Write the config's sysctls through a private procfs (the init is already
+/// in the container's namespaces, so these land in them).
+pub fn apply_sysctl(spec: &Spec, proc: &sys::PrivateProc) -> Result<()> {
     let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else { return Ok(()) };
     let mut keys: Vec<_> = map.keys().collect();
     keys.sort();
     for k in keys {
-        let path = format!("/proc/sys/{}", k.replace('.', "/"));
-        std::fs::write(&path, &map[k]).with_ctx(|| format!("linux.sysctl: {k}: write {path}"))?;
+        if k.contains('/') || k.split('.').any(|c| c.is_empty() || c == "..") {
+            bail!("linux.sysctl: {k:?} is not a sysctl name");
+        }
+        let rel = format!("sys/{}", k.replace('.', "/"));
+        proc.write(&rel, &map[k]).with_ctx(|| format!("linux.sysctl: {k}"))?;
     }
     Ok(())
 }

@@ -188,6 +188,7 @@ pub fn set_dumpable(on: bool) {
 }
 
 /// Write oom_score_adj for the calling process.
-pub fn set_oom_score_adj(v: i32) -> Result<()> {
-    std::fs::write("/proc/self/oom_score_adj", v.to_string()).ctx("process.oomScoreAdj: write /proc/self/oom_score_adj")
+pub fn set_oom_score_adj(v: i32, proc: &crate::sys::PrivateProc) -> Result<()> {
+    // by pid: "self" is a symlink, and the private procfs follows none
+    proc.write(&format!("{}/oom_score_adj", std::process::id()), &v.to_string()).ctx("process.oomScoreAdj")
 }

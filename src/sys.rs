@@ -390,3 +390,30 @@ pub fn read_small_file(path: &Path) -> std::io::Result<String> {
     }
     String::from_utf8(buf).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))
 }
+
+/// A private, detached procfs instance (of the caller's pid namespace),
+/// for the runtime's own /proc writes: nothing in any mount namespace can
+/// be mounted over it or swap a path under it (CVE-2025-52881 class).
+pub struct PrivateProc {
+    mnt: OwnedFd,
+}
+
+impl PrivateProc {
+    pub fn new() -> Result<PrivateProc> {
+        let ctx = FsContext::new("proc")?;
+        let mnt = ctx.mount(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)?;
+        Ok(PrivateProc { mnt })
+    }
+
+    /// Write `value` to `rel` (e.g. "sys/net/ipv4/ip_forward"), resolved
+    /// beneath this procfs without following any symlink or magic link.
+    pub fn write(&self, rel: &str, value: &str) -> Result<()> {
+        let fd = openat2(self.mnt.as_raw_fd(), rel, libc::O_WRONLY, 0, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)?;
+        // SAFETY: valid buffer and fd.
+        let n = unsafe { libc::write(fd.as_raw_fd(), value.as_ptr().cast(), value.len()) };
+        if n < 0 {
+            return Err(Error::os(format!("write /proc/{rel}"), nix::errno::Errno::last_raw()));
+        }
+        Ok(())
+    }
+}
