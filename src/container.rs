@@ -730,6 +730,7 @@ pub fn exec(g: &Globals, id: &str, o: &ExecOpts) -> Result<i32> {
     }
     let sp = process::spawn_exec(process::ExecOpts {
         id,
+        state_root: &g.root,
         bundle: &st.bundle,
         spec: &spec,
         process: &process,

@@ -176,6 +176,12 @@ fn setns_path(path: &Path, t: LinuxNamespaceType) -> Result<()> {
     Ok(())
 }
 
+/// Compile a seccomp profile through the cache in the state root
+/// (`<root>/.seccomp`).
+fn compile_seccomp(p: &oci_spec::runtime::LinuxSeccomp, root: &Path) -> Result<crate::seccomp::Program> {
+    crate::seccomp::cache::compile_cached(p, &root.join(".seccomp"))
+}
+
 /// Clone the init and drive it until it is ready and blocked before exec.
 /// On any error the init is killed and reaped before returning.
 pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
@@ -186,7 +192,7 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
     let caps = CapSets::from_spec(spec.process().as_ref().and_then(|p| p.capabilities().as_ref()))?;
     caps.check_available()?;
     let seccomp_profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let seccomp = seccomp_profile.map(crate::seccomp::compile).transpose()?;
+    let seccomp = seccomp_profile.map(|p| compile_seccomp(p, o.state_dir.parent().unwrap_or(o.state_dir))).transpose()?;
     let listener = match (seccomp_profile, &seccomp) {
         (Some(p), Some(prog)) if prog.needs_listener() => {
             let path = p.listener_path().as_ref().ok_or_else(|| Error::msg("linux.seccomp.listenerPath: required by SCMP_ACT_NOTIFY"))?;
@@ -733,6 +739,8 @@ pub fn reset_signals() {
 
 pub struct ExecOpts<'a> {
     pub id: &'a str,
+    /// The state root (`--root`), for the seccomp cache.
+    pub state_root: &'a Path,
     pub bundle: &'a Path,
     /// The container's config (namespaces, seccomp).
     pub spec: &'a Spec,
@@ -763,7 +771,7 @@ pub fn spawn_exec(mut o: ExecOpts) -> Result<Spawned> {
     let process = o.process;
     let caps = CapSets::from_spec(process.capabilities().as_ref())?;
     caps.check_available()?;
-    let seccomp = o.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).map(crate::seccomp::compile).transpose()?;
+    let seccomp = o.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).map(|p| compile_seccomp(p, &o.state_root)).transpose()?;
     let init = sys::pidfd_open(o.init_pid).ctx("container init")?;
     let root = sys::open_path(Path::new(&format!("/proc/{}/root", o.init_pid)), libc::O_PATH | libc::O_DIRECTORY)
         .ctx("container root")?;

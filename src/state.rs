@@ -26,8 +26,9 @@ pub fn validate_id(id: &str) -> Result<()> {
     if id.len() > 1024 {
         bail!("invalid container id: longer than 1024 bytes");
     }
-    if id == "." || id == ".." {
-        bail!("invalid container id: {id:?}");
+    if id.starts_with('.') {
+        // "." and ".." would escape; other dot names are stele's own (.seccomp, .sandbox)
+        bail!("invalid container id {id:?}: must not start with '.'");
     }
     if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'))) {
         bail!("invalid container id {:?}: character {:?} is not allowed (use letters, digits, _ + - .)", id.escape_debug().to_string(), c);
@@ -204,6 +205,7 @@ impl Store {
             .filter_map(|e| e.ok())
             .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
             .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'))
             .collect();
         ids.sort();
         Ok(ids)

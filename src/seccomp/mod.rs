@@ -35,6 +35,7 @@
 //! number to the parent, which takes the fd with pidfd_getfd(2) and calls
 //! `send_listener` itself (nothing allocated in the child).
 
+pub mod cache;
 mod arch;
 mod bpf;
 mod profile;
