@@ -128,6 +128,25 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
             return Err(e);
         }
     };
+    // A first record (no process yet): if this runtime is killed from here
+    // on, `delete --force` still finds the cgroup to remove.
+    let early = State {
+        id: id.to_string(),
+        pid: 0,
+        pid_start: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: String::new(),
+        owner: String::new(),
+        annotations: Default::default(),
+        cgroup: Some(cgroup.clone()),
+        config: serde_json::Value::Null,
+        started: false,
+    };
+    if let Err(e) = entry.save(&early) {
+        cleanup(entry, Some(&cgroup));
+        return Err(e);
+    }
     crate::log::phase("cgroup");
     let console = match console_of(o) {
         Ok(c) => c,
@@ -192,7 +211,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
         // execs (start_spawned).
         return Ok((entry, st, spawned));
     }
-    if let Err(e) = save_state(&entry, &st, o) {
+    if let Err(e) = save_state(&entry, &st, o).and_then(|_| spawned.confirm_saved()) {
         spawned.kill_and_reap();
         cleanup(entry, st.cgroup.as_ref());
         return Err(e);
@@ -260,6 +279,9 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
     if r != 1 {
         bail!("cannot start container {id}: its init exited");
     }
+    // The init keeps its end open until it execs: EOF means the process
+    // runs (poststart hooks come after that, as the spec says).
+    wait_eof(&f, &pidfd);
     let _ = std::fs::remove_file(&fifo);
     st.started = true;
     entry.save(&st)?;
@@ -269,6 +291,35 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Wait (at most 30 s) until every writer of the fifo has closed it.
+fn wait_eof(f: &std::fs::File, pidfd: &OwnedFd) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut b = [0u8; 16];
+        // SAFETY: read into a valid buffer (non-blocking fd).
+        let r = unsafe { libc::read(f.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) };
+        if r == 0 {
+            return;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        let mut fds = [
+            libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: two valid pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, left.as_millis().min(1000) as i32) };
+        if n > 0 && fds[0].revents & libc::POLLIN == 0 && fds[0].revents & libc::POLLHUP != 0 {
+            return;
+        }
+        if n > 0 && fds[1].revents != 0 && fds[0].revents == 0 {
+            return; // the init died
+        }
+    }
 }
 
 trait NonBlock {
@@ -564,6 +615,13 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
         Err(_) => return entry.remove(),
     };
     let status = st.status(&entry.dir);
+    if st.pid == 0 {
+        // Recorded before its init existed (a create that was killed):
+        // whatever runs in its cgroup goes.
+        if let Some(cg) = &st.cgroup {
+            let _ = cg.kill_all(libc::SIGKILL);
+        }
+    }
     match status {
         Status::Stopped => {}
         Status::Created => {

@@ -44,6 +44,8 @@ const MSG_MOUNTED: u8 = b'M';
 const MSG_HOOKS_DONE: u8 = b'H';
 const MSG_READY: u8 = b'R';
 const MSG_START: u8 = b'S';
+/// `create`: the runtime has written the state (the init may wait on the fifo).
+const MSG_SAVED: u8 = b'V';
 const MSG_ERROR: u8 = b'E';
 
 /// How the init learns that it may exec.
@@ -328,6 +330,11 @@ impl Spawned {
         self.wait_exec()
     }
 
+    /// `create`: the state is on disk; the init may block on the fifo.
+    pub fn confirm_saved(&self) -> Result<()> {
+        send(self.sock.as_raw_fd(), MSG_SAVED, &[])
+    }
+
     /// Let the init go on to exec (see [`Spawned::wait_exec`]).
     pub fn send_start(&self) -> Result<()> {
         send(self.sock.as_raw_fd(), MSG_START, &[])
@@ -548,13 +555,22 @@ fn finish_and_exec(t: Tail) -> Result<Never> {
     send(t.sock, MSG_READY, &[])?;
 
     // Wait for `start` (or `run`'s / `exec`'s Start).
-    match t.fifo_dir {
-        Some(dir) => wait_fifo(dir)?,
+    let _fifo_until_exec = match t.fifo_dir {
+        Some(dir) => {
+            // Only once the runtime has recorded us: if it died before, no
+            // state names this process and nothing could ever start or
+            // delete it, so leave.
+            match recv(t.sock)? {
+                Some((MSG_SAVED, _)) => {}
+                _ => bail!("runtime went away before recording the container"),
+            }
+            Some(wait_fifo(dir)?)
+        }
         None => match recv(t.sock)? {
-            Some((MSG_START, _)) => {}
+            Some((MSG_START, _)) => None,
             _ => bail!("runtime went away"),
         },
-    }
+    };
 
     if let Some((spec, st)) = &t.start_hooks {
         hooks::run(spec, Kind::StartContainer, st)?;
@@ -628,8 +644,10 @@ fn check_cwd_inside() -> Result<()> {
     Ok(())
 }
 
-/// Block until `start` opens the fifo, then tell it we are going.
-fn wait_fifo(dir: RawFd) -> Result<()> {
+/// Block until `start` opens the fifo, then tell it we are going. The
+/// returned write end is close-on-exec: `start` reads EOF once we exec'd
+/// (or died), and runs poststart hooks only then.
+fn wait_fifo(dir: RawFd) -> Result<OwnedFd> {
     let name = c"exec.fifo";
     // SAFETY: dir is the state directory fd; blocks until a reader opens.
     let fd = unsafe { libc::openat(dir, name.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
@@ -640,7 +658,7 @@ fn wait_fifo(dir: RawFd) -> Result<()> {
     let f = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: one byte from a valid buffer.
     unsafe { libc::write(f.as_raw_fd(), b"0".as_ptr().cast(), 1) };
-    Ok(())
+    Ok(f)
 }
 
 /// Resolve args[0] in the container the way runc (Go's LookPath) does, and

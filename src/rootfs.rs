@@ -146,6 +146,22 @@ pub fn ensure_in_root(root: RawFd, path: &str, file: bool) -> Result<OwnedFd> {
     Ok(cur)
 }
 
+/// `a/./b/../c` -> `a/c`, without touching the filesystem.
+fn lexical_normal(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 fn is_dir_fd(fd: RawFd) -> bool {
     sys::fstat(fd).map(|s| s.st_mode & libc::S_IFMT == libc::S_IFDIR).unwrap_or(false)
 }
@@ -265,8 +281,14 @@ fn mount_one(plan: &Plan, root: RawFd, m: &Mount) -> Result<()> {
     let source = m.source().as_ref().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
 
     if o.bind || typ == "bind" {
-        let src_path = if Path::new(&source).is_absolute() { PathBuf::from(&source) } else { plan.bundle.join(&source) };
-        let src = sys::open_path(&src_path, libc::O_PATH).with_ctx(|| format!("bind source {}", src_path.display()))?;
+        let src_path = lexical_normal(&if Path::new(&source).is_absolute() { PathBuf::from(&source) } else { plan.bundle.join(&source) });
+        // A source inside the rootfs is the image's: resolve it in the root,
+        // so an image symlink cannot make it a host path (e.g. "/").
+        let src = match src_path.strip_prefix(lexical_normal(plan.rootfs)) {
+            Ok(rel) => sys::open_in_root(root, &rel.to_string_lossy(), libc::O_PATH),
+            Err(_) => sys::open_path(&src_path, libc::O_PATH),
+        }
+        .with_ctx(|| format!("bind source {}", src_path.display()))?;
         let dst = ensure_in_root(root, &dest, !is_dir_fd(src.as_raw_fd()))?;
         let tree = sys::open_tree_fd(src.as_raw_fd(), o.recursive, &src_path.display().to_string())?;
         if o.set != 0 || o.clr != 0 {

@@ -299,3 +299,44 @@ fn host_hooks_run_in_host_namespaces() {
         assert_eq!(got, want, "{h} hook namespaces");
     }
 }
+
+/// The runtime killed in the middle of create (here: while a createRuntime
+/// hook runs): `delete --force` still removes everything: the init, the
+/// cgroup, the state directory. (The shim's cleanup depends on it.)
+#[test]
+fn create_killed_midway_then_force_delete_cleans_up() {
+    if !is_stele() {
+        return; // runc leaves the cgroup of a half-made container behind
+    }
+    let t = Ctx::new("killed-create");
+    let mut b = t.sh("echo should-not-run");
+    b.config["hooks"] = json!({
+        "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "sleep 31.7"]}]
+    });
+    b.config["linux"]["cgroupsPath"] = json!(format!("/stele-test-killed-{}", std::process::id()));
+    b.save();
+    let id = t.id("killed");
+    let mut child = t.cmd(&["create", "--bundle", b.dir.to_str().unwrap(), &id]).spawn().unwrap();
+    let pids_dir = std::path::PathBuf::from(format!("/sys/fs/cgroup/pids/stele-test-killed-{}", std::process::id()));
+    // wait until the init exists in its cgroup (the hook is then sleeping)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(pids_dir.join("cgroup.procs")).map(|s| s.trim().is_empty()).unwrap_or(true) {
+        assert!(std::time::Instant::now() < deadline, "the init never appeared in {}", pids_dir.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let init: i32 = std::fs::read_to_string(pids_dir.join("cgroup.procs")).unwrap().trim().lines().next().unwrap().parse().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    t.rt(&["delete", "--force", &id]).ok();
+    // the init is gone (it leaves when its runtime does; delete kills the cgroup)
+    let gone = std::time::Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{init}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{init}/stat")).unwrap_or_default().contains(") Z")
+    {
+        assert!(std::time::Instant::now() < gone, "init {init} survived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!pids_dir.exists(), "cgroup {} left behind", pids_dir.display());
+    assert!(!t.root().join(&id).exists(), "state directory left behind");
+    let _ = std::process::Command::new("pkill").args(["-f", "sleep 31.7"]).status();
+}
