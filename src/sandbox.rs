@@ -45,6 +45,9 @@ pub struct Options {
     pub cap_drop: Vec<String>,
     pub name: Option<String>,
     pub interactive: bool,
+    /// Read the job's peak memory and CPU time from its cgroup at the end
+    /// (for `--json-status`).
+    pub collect_stats: bool,
     /// Give the job a terminal (also when stdin is one).
     pub tty: bool,
     /// A throw-away writable layer over the root (tmpfs upper).
@@ -374,7 +377,7 @@ pub fn run(g: &Globals, o: &Options) -> Result<Outcome> {
         }
         let mut co = CreateOpts { bundle: dir.clone(), die_with_parent: true, ..Default::default() };
         if !tty {
-            return container::run_supervised(g, &id, &co, o.timeout, true);
+            return container::run_supervised(g, &id, &co, o.timeout, o.collect_stats);
         }
         // A terminal: the init sends the pty master over a socketpair to
         // the proxy; SIGWINCH goes to the proxy, every other signal to the job.
@@ -388,7 +391,7 @@ pub fn run(g: &Globals, o: &Options) -> Result<Outcome> {
             }
             false
         };
-        let out = container::run_supervised_with(g, &id, &co, o.timeout, true, &mut on_signal);
+        let out = container::run_supervised_with(g, &id, &co, o.timeout, o.collect_stats, &mut on_signal);
         drop(co);
         drop(proxy);
         out

@@ -293,6 +293,7 @@ impl SandboxArgs {
             cap_drop: self.cap_drop.clone(),
             name: self.name.clone(),
             interactive: self.interactive,
+            collect_stats: self.json_status.is_some(),
             tty: self.tty,
             writable: self.writable,
         })
