@@ -112,14 +112,24 @@ fn send(sock: RawFd, tag: u8, payload: &[u8]) -> Result<()> {
 }
 
 /// Receive one message; None on EOF.
+///
+/// A peer that exits with our messages unread in its queue (an init that
+/// failed before reading "go") leaves ECONNRESET pending on our end, and
+/// recv reports it before the messages the peer sent: the init's error.
+/// Reading the error clears it, so read once more to get them (or EOF).
 fn recv(sock: RawFd) -> Result<Option<(u8, Vec<u8>)>> {
     let mut buf = vec![0u8; 8192];
+    let mut reset_seen = false;
     loop {
         // SAFETY: valid buffer.
         let n = unsafe { libc::recv(sock, buf.as_mut_ptr().cast(), buf.len(), 0) };
         if n < 0 {
             let e = nix::errno::Errno::last_raw();
             if e == libc::EINTR {
+                continue;
+            }
+            if e == libc::ECONNRESET && !reset_seen {
+                reset_seen = true;
                 continue;
             }
             return Err(Error::os("sync socket: recv", e));

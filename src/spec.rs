@@ -232,11 +232,11 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
             bail!("config.json: linux.rootfsPropagation: unknown value {p:?}");
         }
     }
-    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has_new_ns(spec, LinuxNamespaceType::Uts) {
-        bail!("config.json: hostname: setting the hostname needs a new uts namespace");
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has_ns(spec, LinuxNamespaceType::Uts) {
+        bail!("config.json: hostname: setting the hostname needs a uts namespace (new or joined by path)");
     }
-    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has_new_ns(spec, LinuxNamespaceType::Uts) {
-        bail!("config.json: domainname: setting the domainname needs a new uts namespace");
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has_ns(spec, LinuxNamespaceType::Uts) {
+        bail!("config.json: domainname: setting the domainname needs a uts namespace (new or joined by path)");
     }
     Ok(rootfs)
 }

@@ -264,10 +264,39 @@ pub fn close_from(first: u32) -> Result<()> {
 }
 
 /// Mark every fd >= `first` close-on-exec (CLOSE_RANGE_CLOEXEC).
+///
+/// When close_range is refused (EPERM from a seccomp profile that names a
+/// newer syscall but not close_range, ENOSYS, EINVAL on old kernels), fall
+/// back to /proc/self/fd with fcntl, as runc does: the container's filter is
+/// already installed when the init calls this just before execve.
 pub fn cloexec_from(first: u32) -> Result<()> {
     // SAFETY: plain syscall on integers; CLOSE_RANGE_CLOEXEC = 4.
     let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 4u32) };
-    check(ret, || "close_range".into()).map(|_| ())
+    if ret < 0 {
+        let e = nix::errno::Errno::last_raw();
+        if e == libc::EPERM || e == libc::ENOSYS || e == libc::EINVAL {
+            return cloexec_from_procfs(first);
+        }
+        return Err(Error::os("close_range", e));
+    }
+    Ok(())
+}
+
+fn cloexec_from_procfs(first: u32) -> Result<()> {
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| Error::os("close_range fallback: read /proc/self/fd", e.raw_os_error().unwrap_or(libc::EIO)))?
+        .filter_map(|d| d.ok()?.file_name().to_str()?.parse::<RawFd>().ok())
+        .filter(|&fd| fd >= first as RawFd)
+        .collect();
+    for fd in fds {
+        // SAFETY: fcntl on an integer fd; the directory's own fd is gone (EBADF, ignored).
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags >= 0 {
+            // SAFETY: as above.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
+        }
+    }
+    Ok(())
 }
 
 pub fn pidfd_open(pid: i32) -> Result<OwnedFd> {

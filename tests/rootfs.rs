@@ -223,6 +223,36 @@ fn hostname_and_domainname() {
     assert_ne!(host.trim(), "box.example", "host name unchanged");
 }
 
+#[test]
+fn hostname_in_joined_uts_namespace() {
+    // runc accepts hostname with a uts namespace joined by path (containerd
+    // sets the pod's hostname on every container of a pod) and sets it there.
+    let t = Ctx::new("hostname-joined-uts");
+    let mut holder = std::process::Command::new("unshare").args(["--uts", "sleep", "30"]).spawn().unwrap();
+    let ns = format!("/proc/{}/ns/uts", holder.id());
+    for _ in 0..100 {
+        if fs::read_link(&ns).ok() != fs::read_link("/proc/self/ns/uts").ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let mut b = t.sh("hostname");
+    b.config["hostname"] = json!("joined.example");
+    for n in b.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if n["type"] == "uts" {
+            n["path"] = json!(ns);
+        }
+    }
+    b.save();
+    let out = t.run(&b);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    out.ok();
+    assert_eq!(out.lines()[..1], ["joined.example"]);
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_ne!(host.trim(), "joined.example", "host name unchanged");
+}
+
 const NS: [&str; 5] = ["mnt", "pid", "uts", "ipc", "net"];
 
 fn ns_links(out: &str) -> Vec<String> {
