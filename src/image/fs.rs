@@ -185,6 +185,12 @@ pub(crate) fn utimes_at(dir: BorrowedFd, name: &[u8], secs: i64) -> Result<()> {
     })
 }
 
+/// Start (not wait for) writeback of a file's dirty pages; a hint, errors ignored.
+pub(crate) fn start_writeback(fd: BorrowedFd) {
+    // SAFETY: plain syscall on our fd.
+    unsafe { libc::sync_file_range(fd.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+}
+
 /// Set atime and mtime of an open file.
 pub(crate) fn futimes(fd: BorrowedFd, secs: i64) -> Result<()> {
     let ts = [libc::timespec { tv_sec: secs, tv_nsec: 0 }, libc::timespec { tv_sec: secs, tv_nsec: 0 }];

@@ -271,9 +271,12 @@ fn unpack_layer(blob: &LayerBlob, diff_id: &Digest, tmp: &Path, limits: &Limits,
     // A deterministic root (the tar may override it with "./").
     fs::fchown(rootfd.as_fd(), 0, 0)?;
     fs::fchmod(rootfd.as_fd(), 0o755)?;
+    let t0 = std::time::Instant::now();
     let written = unpack_blob_progress(blob, diff_id, &rootfd, limits, Some(progress))?;
+    let t1 = std::time::Instant::now();
     // Stats every path; file contents come from the hashes taken while writing.
     let t = tree::scan_known(&rootfd, &written)?;
+    let t2 = std::time::Instant::now();
     let td = tree::digest(&t).to_string();
     std::fs::write(tmp.join("tree.txt"), tree::serialize(&t)).ctx("write tree.txt")?;
     let meta = LayerMeta { diff_id: diff_id.to_string(), tree_digest: td.clone() };
@@ -282,6 +285,13 @@ fn unpack_layer(blob: &LayerBlob, diff_id: &Digest, tmp: &Path, limits: &Limits,
     // before it becomes visible under layers/.
     // SAFETY: plain syscall on our fd.
     unsafe { libc::syncfs(rootfd.as_raw_fd()) };
+    let t3 = std::time::Instant::now();
+    crate::debug!(
+        "layer {diff_id}: unpack {:?}, tree scan {:?}, syncfs {:?}",
+        t1 - t0,
+        t2 - t1,
+        t3 - t2
+    );
     Ok(td)
 }
 

@@ -49,15 +49,28 @@ fn record(dir: BorrowedFd, name: &[u8], st: &libc::stat, known: &Written) -> Res
     let mut size = 0u64;
     let mut content = "-".to_string();
     let mut xattrs = Vec::new();
+    let known_file = if fmt == libc::S_IFREG { known.files.get(&(st.st_dev as u64, st.st_ino as u64)) } else { None };
+    let known_file = known_file.filter(|f| f.size == st.st_size as u64);
     match fmt {
+        // A file this unpack wrote: content and xattrs as written; no open.
+        libc::S_IFREG if known_file.is_some() && !known.xattrs_inherited => {
+            if let Some(f) = known_file {
+                size = f.size;
+                content = f.sha256.clone();
+                for (k, v) in &f.xattrs {
+                    if k == OPAQUE_XATTR || xattr_policy(k) == XattrPolicy::Keep {
+                        xattrs.push(format!("{k}={}", to_hex(v)));
+                    }
+                }
+            }
+        }
         libc::S_IFREG | libc::S_IFDIR => {
             let flags = libc::O_RDONLY | libc::O_NOFOLLOW | if fmt == libc::S_IFDIR { libc::O_DIRECTORY } else { 0 };
             let fd = fs::openat(dir, if name.is_empty() { b"." } else { name }, flags, 0)
                 .map_err(|e| Error::os(format!("open {:?}", show(name)), e))?;
-            let hashed = if fmt == libc::S_IFREG { known.get(&(st.st_dev as u64, st.st_ino as u64)) } else { None };
-            if let Some((h, n)) = hashed.filter(|(_, n)| *n == st.st_size as u64) {
-                size = *n;
-                content = h.clone();
+            if let Some(f) = known_file {
+                size = f.size;
+                content = f.sha256.clone();
             } else if fmt == libc::S_IFREG {
                 size = st.st_size as u64;
                 let mut f = std::fs::File::from(fd.try_clone().ctx("dup")?);
@@ -118,7 +131,7 @@ fn walk(dir: &OwnedFd, prefix: &[u8], out: &mut Tree, known: &Written) -> Result
 
 /// Scan a directory tree (by fd) into canonical records.
 pub fn scan(root: &OwnedFd) -> Result<Tree> {
-    scan_known(root, &Written::new())
+    scan_known(root, &Written::default())
 }
 
 /// [`scan`], taking the content of regular files from `known` (hashed while

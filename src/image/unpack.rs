@@ -125,17 +125,41 @@ fn join(c: &[&[u8]]) -> Vec<u8> {
     c.join(&b'/')
 }
 
-/// Content of the regular files written by one unpack, by (st_dev, st_ino):
-/// sha256 hex and size, hashed while writing. Every regular file in a layer
-/// is created by [`unpack`] (or hard-linked to one it created) and never
-/// written again, so the latest record of an inode describes its content.
-pub type Written = HashMap<(u64, u64), (String, u64)>;
+/// The regular files written by one unpack, by (st_dev, st_ino). Every
+/// regular file in a layer is created by [`unpack`] (or hard-linked to one
+/// it created) and never written again, so the latest record of an inode
+/// describes its content and its xattrs.
+#[derive(Default)]
+pub struct Written {
+    pub files: HashMap<(u64, u64), WrittenFile>,
+    /// A directory may carry a default ACL, so new files may have inherited
+    /// xattrs we did not set: the tree scan must read xattrs from disk.
+    pub xattrs_inherited: bool,
+}
+
+pub struct WrittenFile {
+    /// sha256 hex of the content, hashed while writing.
+    pub sha256: String,
+    pub size: u64,
+    /// The xattrs we set, by name (the last value of a repeated name).
+    pub xattrs: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+const ACL_DEFAULT: &str = "system.posix_acl_default";
 
 /// Open parent directories kept across entries (tar entries of one directory
 /// are rarely consecutive). Dropped whenever an entry is unlinked: that is
 /// the only way an already resolved path can come to resolve elsewhere
 /// (directories are never removed or renamed during an unpack).
 const DIR_CACHE_MAX: usize = 2048;
+
+/// Files at least this large get their writeback started as soon as they are
+/// written, so the store's syncfs at the end of the import has less to wait for.
+const EARLY_WRITEBACK: u64 = 1 << 20;
+
+fn early_writeback() -> bool {
+    std::env::var_os("STELE_NO_EARLY_WRITEBACK").is_none()
+}
 
 /// Write buffer for file contents (fewer, larger write(2) calls).
 const WRITE_BUF: usize = 256 << 10;
@@ -249,6 +273,7 @@ impl Unpacker<'_> {
                 fs::fchown(root, uid, gid)?;
                 fs::fchmod(root, mode)?;
                 for (k, v) in &xattrs {
+                    self.written.xattrs_inherited |= k == ACL_DEFAULT;
                     fs::fsetxattr(root, k, v)?;
                 }
                 self.dir_times.push((Vec::new(), mtime));
@@ -290,6 +315,7 @@ impl Unpacker<'_> {
                 fs::fchown(d.as_fd(), uid, gid)?;
                 fs::fchmod(d.as_fd(), mode)?;
                 for (k, v) in &xattrs {
+                    self.written.xattrs_inherited |= k == ACL_DEFAULT;
                     fs::fsetxattr(d.as_fd(), k, v).with_ctx(|| show(&raw))?;
                 }
                 self.dir_times.push((raw.clone(), mtime));
@@ -322,6 +348,9 @@ impl Unpacker<'_> {
                     size += n as u64;
                 }
                 file.flush().ctx("flush")?;
+                if size >= EARLY_WRITEBACK && early_writeback() {
+                    fs::start_writeback(file.as_fd());
+                }
                 // One fstat instead of an unconditional fchown + fchmod: a
                 // file we create usually has the wanted owner and mode already.
                 let st = fs::fstat(file.as_fd())?;
@@ -339,7 +368,9 @@ impl Unpacker<'_> {
                 if size != st.st_size as u64 {
                     crate::bail!("write {:?}: {} bytes written, file has {}", show(&raw), size, st.st_size);
                 }
-                self.written.insert((st.st_dev, st.st_ino), (h.finish().hex, size));
+                let xattrs = xattrs.into_iter().collect();
+                let f = WrittenFile { sha256: h.finish().hex, size, xattrs };
+                self.written.files.insert((st.st_dev, st.st_ino), f);
             }
             T::Symlink => {
                 let target = e.link_name_bytes().ok_or_else(|| Error::msg(format!("symlink {:?} without target", show(&raw))))?;
@@ -416,9 +447,12 @@ pub fn unpack_written<R: Read>(stream: R, root: &OwnedFd, limits: &Limits) -> Re
         limits,
         dir_times: Vec::new(),
         dirs: HashMap::new(),
-        written: Written::new(),
+        written: Written::default(),
         buf: vec![0u8; WRITE_BUF],
     };
+    // A default ACL already on the root (inherited from the store) is
+    // inherited further by everything created below it.
+    u.written.xattrs_inherited = fs::fxattrs(root.as_fd())?.iter().any(|(k, _)| k == ACL_DEFAULT);
     let mut count = 0u64;
     for e in ar.entries().ctx("read layer tar")? {
         let e = e.ctx("read layer tar")?;
