@@ -49,7 +49,7 @@ fn record(dir: BorrowedFd, name: &[u8], st: &libc::stat, known: &Written) -> Res
     let mut size = 0u64;
     let mut content = "-".to_string();
     let mut xattrs = Vec::new();
-    let known_file = if fmt == libc::S_IFREG { known.files.get(&(st.st_dev as u64, st.st_ino as u64)) } else { None };
+    let known_file = if fmt == libc::S_IFREG { known.files.get(&(st.st_dev, st.st_ino)) } else { None };
     let known_file = known_file.filter(|f| f.size == st.st_size as u64);
     match fmt {
         // A file this unpack wrote: content and xattrs as written; no open.
