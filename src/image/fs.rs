@@ -133,6 +133,18 @@ pub(crate) fn symlinkat(target: &[u8], dir: BorrowedFd, name: &[u8]) -> Result<(
     check(unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), c.as_ptr()) }, || format!("symlink {}", show(name)))
 }
 
+/// symlinkat(2) returning the raw errno.
+pub(crate) fn symlinkat_raw(target: &[u8], dir: BorrowedFd, name: &[u8]) -> std::result::Result<(), i32> {
+    let t = CString::new(target).map_err(|_| libc::EINVAL)?;
+    let c = CString::new(name).map_err(|_| libc::EINVAL)?;
+    // SAFETY: valid C strings.
+    if unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), c.as_ptr()) } < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
 pub(crate) fn linkat(odir: BorrowedFd, oname: &[u8], ndir: BorrowedFd, nname: &[u8]) -> Result<()> {
     let o = cstr(oname)?;
     let n = cstr(nname)?;
@@ -171,6 +183,19 @@ pub(crate) fn utimes_at(dir: BorrowedFd, name: &[u8], secs: i64) -> Result<()> {
     check(unsafe { libc::utimensat(dir.as_raw_fd(), c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) }, || {
         format!("utimes {}", show(name))
     })
+}
+
+/// Start (not wait for) writeback of a file's dirty pages; a hint, errors ignored.
+pub(crate) fn start_writeback(fd: BorrowedFd) {
+    // SAFETY: plain syscall on our fd.
+    unsafe { libc::sync_file_range(fd.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+}
+
+/// Set atime and mtime of an open file.
+pub(crate) fn futimes(fd: BorrowedFd, secs: i64) -> Result<()> {
+    let ts = [libc::timespec { tv_sec: secs, tv_nsec: 0 }, libc::timespec { tv_sec: secs, tv_nsec: 0 }];
+    // SAFETY: valid pointer to two timespecs.
+    check(unsafe { libc::futimens(fd.as_raw_fd(), ts.as_ptr()) }, || "futimens".into())
 }
 
 pub(crate) fn fchown(fd: BorrowedFd, uid: u32, gid: u32) -> Result<()> {

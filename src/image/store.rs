@@ -140,32 +140,41 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 /// Unpack one layer blob into `root`, verifying the compressed digest/size
 /// (when known) and the uncompressed diff_id. The error names the blob.
 pub fn unpack_blob(blob: &LayerBlob, diff_id: &Digest, root: &OwnedFd, limits: &Limits) -> Result<()> {
-    unpack_blob_progress(blob, diff_id, root, limits, None)
+    unpack_blob_progress(blob, diff_id, root, limits, None).map(|_| ())
 }
 
-/// [`unpack_blob`], adding compressed bytes read to `progress`.
-pub fn unpack_blob_progress(blob: &LayerBlob, diff_id: &Digest, root: &OwnedFd, limits: &Limits, progress: Option<&AtomicU64>) -> Result<()> {
+/// [`unpack_blob`], adding compressed bytes read to `progress`; returns the
+/// content hashes of the files written (see [`unpack::Written`]).
+pub fn unpack_blob_progress(
+    blob: &LayerBlob,
+    diff_id: &Digest,
+    root: &OwnedFd,
+    limits: &Limits,
+    progress: Option<&AtomicU64>,
+) -> Result<unpack::Written> {
     let name = blob.digest.as_ref().map(|d| d.to_string()).unwrap_or_else(|| blob.path.display().to_string());
     let what = format!("layer {name}");
     let f = File::open(&blob.path).with_ctx(|| format!("{what}: open {}", blob.path.display()))?;
     let algo = blob.digest.as_ref().map(|d| d.algo).unwrap_or(Algorithm::Sha256);
+    let diff_algo = diff_id.algo;
     // Two stages on two cores, one pass over the data: a producer thread
-    // reads the blob, hashes it and decompresses (bomb-guarded); this thread
-    // hashes the uncompressed stream (diff_id) and writes the files.
+    // reads the blob, hashes it, decompresses (bomb-guarded) and hashes the
+    // uncompressed stream (diff_id); this thread parses the tar and writes
+    // the files, hashing each file's content as it writes it.
     let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(PIPE_CHUNKS);
     let (result, blob_check) = std::thread::scope(|sc| {
         let producer = sc.spawn(move || {
             let f = std::io::BufReader::with_capacity(READ_BUF, Counted { inner: f, count: progress });
             let mut comp = HashReader::new(f, algo, blob.size);
             let counter = comp.counter();
-            let pumped: std::io::Result<()> = (|| {
+            let pumped: std::io::Result<Option<(Digest, u64)>> = (|| {
                 let dec: Box<dyn Read + '_> = match blob.compression {
                     Compression::None => Box::new(&mut comp),
                     Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut comp)),
                     Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut comp)?),
                 };
                 let ratio = if blob.compression == Compression::None { None } else { Some(counter.clone()) };
-                let mut g = BombGuard::new(dec, ratio, limits);
+                let mut g = HashReader::new(BombGuard::new(dec, ratio, limits), diff_algo, None);
                 loop {
                     let mut buf = vec![0u8; PIPE_CHUNK];
                     let mut n = 0;
@@ -177,39 +186,48 @@ pub fn unpack_blob_progress(blob: &LayerBlob, diff_id: &Digest, root: &OwnedFd, 
                         n += k;
                     }
                     if n == 0 {
-                        return Ok(());
+                        return Ok(Some(g.finish()?));
                     }
                     buf.truncate(n);
                     if tx.send(Ok(buf)).is_err() {
-                        return Ok(()); // the consumer stopped (it failed)
+                        return Ok(None); // the consumer stopped (it failed)
                     }
                 }
             })();
-            if let Err(e) = pumped {
-                let _ = tx.send(Err(e));
-            }
+            let diff = match pumped {
+                Ok(d) => d,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    None
+                }
+            };
             drop(tx);
             // Prefer reporting a blob digest mismatch over whatever broke in the middle.
             comp.finish().ctx("read layer").and_then(|(got, size)| match &blob.digest {
                 Some(d) => digest::check("layer", d, blob.size, &got, size),
                 None => Ok(()),
-            })
+            })?;
+            Ok(diff)
         });
-        let result: Result<(Digest, u64)> = (|| {
-            let mut diff = HashReader::new(ChanReader { rx, cur: Vec::new(), pos: 0 }, diff_id.algo, None);
-            unpack::unpack(&mut diff, root, limits)?;
-            diff.finish().ctx("read layer")
+        let result: Result<unpack::Written> = (|| {
+            let mut chan = ChanReader { rx, cur: Vec::new(), pos: 0 };
+            let written = unpack::unpack_written(&mut chan, root, limits)?;
+            // Drain what follows the tar's end so the producer hashes it all.
+            std::io::copy(&mut chan, &mut std::io::sink()).ctx("read layer")?;
+            Ok(written)
         })();
-        let blob_check = producer.join().unwrap_or_else(|_| Err(Error::msg("layer reader thread panicked")));
+        let blob_check: Result<Option<(Digest, u64)>> =
+            producer.join().unwrap_or_else(|_| Err(Error::msg("layer reader thread panicked")));
         (result, blob_check)
     });
     match (result, blob_check) {
         (_, Err(e)) => Err(e),
-        (Err(e), Ok(())) => Err(e.context(what)),
-        (Ok((got, _)), Ok(())) if got != *diff_id => {
+        (Err(e), Ok(_)) => Err(e.context(what)),
+        (Ok(_), Ok(None)) => crate::bail!("{what}: layer stream ended early"),
+        (Ok(_), Ok(Some((got, _)))) if got != *diff_id => {
             crate::bail!("{what}: diff_id mismatch: config rootfs.diff_ids says {diff_id}, uncompressed content hashes to {got}")
         }
-        (Ok(_), Ok(())) => Ok(()),
+        (Ok(w), Ok(Some(_))) => Ok(w),
     }
 }
 
@@ -253,8 +271,12 @@ fn unpack_layer(blob: &LayerBlob, diff_id: &Digest, tmp: &Path, limits: &Limits,
     // A deterministic root (the tar may override it with "./").
     fs::fchown(rootfd.as_fd(), 0, 0)?;
     fs::fchmod(rootfd.as_fd(), 0o755)?;
-    unpack_blob_progress(blob, diff_id, &rootfd, limits, Some(progress))?;
-    let t = tree::scan(&rootfd)?;
+    let t0 = std::time::Instant::now();
+    let written = unpack_blob_progress(blob, diff_id, &rootfd, limits, Some(progress))?;
+    let t1 = std::time::Instant::now();
+    // Stats every path; file contents come from the hashes taken while writing.
+    let t = tree::scan_known(&rootfd, &written)?;
+    let t2 = std::time::Instant::now();
     let td = tree::digest(&t).to_string();
     std::fs::write(tmp.join("tree.txt"), tree::serialize(&t)).ctx("write tree.txt")?;
     let meta = LayerMeta { diff_id: diff_id.to_string(), tree_digest: td.clone() };
@@ -263,6 +285,13 @@ fn unpack_layer(blob: &LayerBlob, diff_id: &Digest, tmp: &Path, limits: &Limits,
     // before it becomes visible under layers/.
     // SAFETY: plain syscall on our fd.
     unsafe { libc::syncfs(rootfd.as_raw_fd()) };
+    let t3 = std::time::Instant::now();
+    crate::debug!(
+        "layer {diff_id}: unpack {:?}, tree scan {:?}, syncfs {:?}",
+        t1 - t0,
+        t2 - t1,
+        t3 - t2
+    );
     Ok(td)
 }
 

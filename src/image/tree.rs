@@ -17,7 +17,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::digest::{to_hex, Algorithm, Digest, Hasher};
 use super::fs::{self, show};
-use super::unpack::{xattr_policy, XattrPolicy, OPAQUE_XATTR};
+use super::unpack::{xattr_policy, Written, XattrPolicy, OPAQUE_XATTR};
 use crate::error::{Context, Error, Result};
 
 pub fn escape(b: &[u8]) -> String {
@@ -35,7 +35,7 @@ pub fn escape(b: &[u8]) -> String {
 /// Path → record (the part after the path).
 pub type Tree = BTreeMap<String, String>;
 
-fn record(dir: BorrowedFd, name: &[u8], st: &libc::stat) -> Result<String> {
+fn record(dir: BorrowedFd, name: &[u8], st: &libc::stat, known: &Written) -> Result<String> {
     let fmt = st.st_mode & libc::S_IFMT;
     let t = match fmt {
         libc::S_IFDIR => 'd',
@@ -49,12 +49,29 @@ fn record(dir: BorrowedFd, name: &[u8], st: &libc::stat) -> Result<String> {
     let mut size = 0u64;
     let mut content = "-".to_string();
     let mut xattrs = Vec::new();
+    let known_file = if fmt == libc::S_IFREG { known.files.get(&(st.st_dev, st.st_ino)) } else { None };
+    let known_file = known_file.filter(|f| f.size == st.st_size as u64);
     match fmt {
+        // A file this unpack wrote: content and xattrs as written; no open.
+        libc::S_IFREG if known_file.is_some() && !known.xattrs_inherited => {
+            if let Some(f) = known_file {
+                size = f.size;
+                content = f.sha256.clone();
+                for (k, v) in &f.xattrs {
+                    if k == OPAQUE_XATTR || xattr_policy(k) == XattrPolicy::Keep {
+                        xattrs.push(format!("{k}={}", to_hex(v)));
+                    }
+                }
+            }
+        }
         libc::S_IFREG | libc::S_IFDIR => {
             let flags = libc::O_RDONLY | libc::O_NOFOLLOW | if fmt == libc::S_IFDIR { libc::O_DIRECTORY } else { 0 };
             let fd = fs::openat(dir, if name.is_empty() { b"." } else { name }, flags, 0)
                 .map_err(|e| Error::os(format!("open {:?}", show(name)), e))?;
-            if fmt == libc::S_IFREG {
+            if let Some(f) = known_file {
+                size = f.size;
+                content = f.sha256.clone();
+            } else if fmt == libc::S_IFREG {
                 size = st.st_size as u64;
                 let mut f = std::fs::File::from(fd.try_clone().ctx("dup")?);
                 let mut h = Hasher::new(Algorithm::Sha256);
@@ -94,7 +111,7 @@ fn record(dir: BorrowedFd, name: &[u8], st: &libc::stat) -> Result<String> {
     Ok(format!("{t}\t{:o}\t{}\t{}\t{size}\t{content}\t{x}", st.st_mode & 0o7777, st.st_uid, st.st_gid))
 }
 
-fn walk(dir: &OwnedFd, prefix: &[u8], out: &mut Tree) -> Result<()> {
+fn walk(dir: &OwnedFd, prefix: &[u8], out: &mut Tree, known: &Written) -> Result<()> {
     for name in fs::read_dir(dir.as_fd())? {
         let st = fs::fstatat(dir.as_fd(), &name).map_err(|e| Error::os(format!("stat {:?}", show(&name)), e))?;
         let mut path = prefix.to_vec();
@@ -102,11 +119,11 @@ fn walk(dir: &OwnedFd, prefix: &[u8], out: &mut Tree) -> Result<()> {
             path.push(b'/');
         }
         path.extend_from_slice(&name);
-        out.insert(escape(&path), record(dir.as_fd(), &name, &st)?);
+        out.insert(escape(&path), record(dir.as_fd(), &name, &st, known)?);
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             let sub = fs::openat(dir.as_fd(), &name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)
                 .map_err(|e| Error::os(format!("open {:?}", show(&path)), e))?;
-            walk(&sub, &path, out)?;
+            walk(&sub, &path, out, known)?;
         }
     }
     Ok(())
@@ -114,10 +131,18 @@ fn walk(dir: &OwnedFd, prefix: &[u8], out: &mut Tree) -> Result<()> {
 
 /// Scan a directory tree (by fd) into canonical records.
 pub fn scan(root: &OwnedFd) -> Result<Tree> {
+    scan_known(root, &Written::default())
+}
+
+/// [`scan`], taking the content of regular files from `known` (hashed while
+/// [`super::unpack::unpack_written`] wrote them into this tree) instead of
+/// reading them back. A file whose inode is not there, or whose size
+/// differs, is read and hashed.
+pub fn scan_known(root: &OwnedFd, known: &Written) -> Result<Tree> {
     let mut out = Tree::new();
     let st = fs::fstat(root.as_fd())?;
-    out.insert(".".to_string(), record(root.as_fd(), b"", &st)?);
-    walk(root, b"", &mut out)?;
+    out.insert(".".to_string(), record(root.as_fd(), b"", &st, known)?);
+    walk(root, b"", &mut out, known)?;
     Ok(out)
 }
 

@@ -4,9 +4,12 @@
 //! whiteouts (char 0:0), opaque markers the `trusted.overlay.opaque` xattr.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
+
+use super::digest::{Algorithm, Hasher};
 
 use super::fs::{self, show, IN_LAYER};
 use crate::error::{Context, Error, Result};
@@ -122,10 +125,52 @@ fn join(c: &[&[u8]]) -> Vec<u8> {
     c.join(&b'/')
 }
 
+/// The regular files written by one unpack, by (st_dev, st_ino). Every
+/// regular file in a layer is created by [`unpack`] (or hard-linked to one
+/// it created) and never written again, so the latest record of an inode
+/// describes its content and its xattrs.
+#[derive(Default)]
+pub struct Written {
+    pub files: HashMap<(u64, u64), WrittenFile>,
+    /// A directory may carry a default ACL, so new files may have inherited
+    /// xattrs we did not set: the tree scan must read xattrs from disk.
+    pub xattrs_inherited: bool,
+}
+
+pub struct WrittenFile {
+    /// sha256 hex of the content, hashed while writing.
+    pub sha256: String,
+    pub size: u64,
+    /// The xattrs we set, by name (the last value of a repeated name).
+    pub xattrs: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+const ACL_DEFAULT: &str = "system.posix_acl_default";
+
+/// Open parent directories kept across entries (tar entries of one directory
+/// are rarely consecutive). Dropped whenever an entry is unlinked: that is
+/// the only way an already resolved path can come to resolve elsewhere
+/// (directories are never removed or renamed during an unpack).
+const DIR_CACHE_MAX: usize = 2048;
+
+/// Files at least this large get their writeback started as soon as they are
+/// written, so the store's syncfs at the end of the import has less to wait for.
+const EARLY_WRITEBACK: u64 = 1 << 20;
+
+fn early_writeback() -> bool {
+    std::env::var_os("STELE_NO_EARLY_WRITEBACK").is_none()
+}
+
+/// Write buffer for file contents (fewer, larger write(2) calls).
+const WRITE_BUF: usize = 256 << 10;
+
 struct Unpacker<'a> {
     root: &'a OwnedFd,
     limits: &'a Limits,
     dir_times: Vec<(Vec<u8>, i64)>,
+    dirs: HashMap<Vec<u8>, Rc<OwnedFd>>,
+    written: Written,
+    buf: Vec<u8>,
 }
 
 impl Unpacker<'_> {
@@ -135,13 +180,25 @@ impl Unpacker<'_> {
 
     /// Open directory `comps` inside the layer, creating missing directories
     /// (0755 root:root) when `create`. Every lookup stays inside the root.
-    fn dir(&self, comps: &[&[u8]], create: bool) -> Result<OwnedFd> {
-        let flags = libc::O_RDONLY | libc::O_DIRECTORY;
+    fn dir(&mut self, comps: &[&[u8]], create: bool) -> Result<Rc<OwnedFd>> {
         let path = join(comps);
-        match fs::openat2(self.root(), &path, flags, IN_LAYER) {
+        if let Some(fd) = self.dirs.get(&path) {
+            return Ok(fd.clone());
+        }
+        let fd = Rc::new(self.open_dir(comps, &path, create)?);
+        if self.dirs.len() >= DIR_CACHE_MAX {
+            self.dirs.clear();
+        }
+        self.dirs.insert(path, fd.clone());
+        Ok(fd)
+    }
+
+    fn open_dir(&self, comps: &[&[u8]], path: &[u8], create: bool) -> Result<OwnedFd> {
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY;
+        match fs::openat2(self.root(), path, flags, IN_LAYER) {
             Ok(fd) => return Ok(fd),
             Err(libc::ENOENT) if create => {}
-            Err(e) => return Err(Error::os(format!("open directory {:?} in layer", show(&path)), e)),
+            Err(e) => return Err(Error::os(format!("open directory {:?} in layer", show(path)), e)),
         }
         let mut cur = fs::openat2(self.root(), b"", flags, IN_LAYER)
             .map_err(|e| Error::os("open layer root", e))?;
@@ -165,7 +222,7 @@ impl Unpacker<'_> {
 
     /// Make room for a new entry `name` in `parent`. Returns true when an
     /// existing directory should be kept (directory over directory).
-    fn clear_slot(&self, parent: BorrowedFd, name: &[u8], new_is_dir: bool, path: &[u8]) -> Result<bool> {
+    fn clear_slot(&mut self, parent: BorrowedFd, name: &[u8], new_is_dir: bool, path: &[u8]) -> Result<bool> {
         match fs::fstatat(parent, name) {
             Err(libc::ENOENT) => Ok(false),
             Err(e) => Err(Error::os(format!("stat {:?}", show(path)), e)),
@@ -176,6 +233,7 @@ impl Unpacker<'_> {
                     (true, false) => crate::bail!("entry {:?} would replace a directory: refused", show(path)),
                     _ => {
                         fs::unlinkat(parent, name, false)?;
+                        self.dirs.clear();
                         Ok(false)
                     }
                 }
@@ -215,6 +273,7 @@ impl Unpacker<'_> {
                 fs::fchown(root, uid, gid)?;
                 fs::fchmod(root, mode)?;
                 for (k, v) in &xattrs {
+                    self.written.xattrs_inherited |= k == ACL_DEFAULT;
                     fs::fsetxattr(root, k, v)?;
                 }
                 self.dir_times.push((Vec::new(), mtime));
@@ -256,31 +315,72 @@ impl Unpacker<'_> {
                 fs::fchown(d.as_fd(), uid, gid)?;
                 fs::fchmod(d.as_fd(), mode)?;
                 for (k, v) in &xattrs {
+                    self.written.xattrs_inherited |= k == ACL_DEFAULT;
                     fs::fsetxattr(d.as_fd(), k, v).with_ctx(|| show(&raw))?;
                 }
                 self.dir_times.push((raw.clone(), mtime));
             }
             T::Regular | T::Continuous => {
-                self.clear_slot(p, name, false, &raw)?;
-                let f = fs::openat(p, name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW, 0o600)
-                    .map_err(|er| Error::os(format!("create {:?}", show(&raw)), er))?;
+                // Create first; only an existing name costs a stat + unlink.
+                // The file is created with its permission bits (not the
+                // special bits: those go on after the chown, which clears them).
+                let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+                let f = match fs::openat(p, name, flags, mode & 0o777) {
+                    Err(libc::EEXIST) => {
+                        self.clear_slot(p, name, false, &raw)?;
+                        fs::openat(p, name, flags, mode & 0o777)
+                    }
+                    r => r,
+                }
+                .map_err(|er| Error::os(format!("create {:?}", show(&raw)), er))?;
                 let mut file = std::fs::File::from(f);
-                io::copy(&mut e, &mut file).with_ctx(|| format!("write {:?}", show(&raw)))?;
+                let mut h = Hasher::new(Algorithm::Sha256);
+                let mut size = 0u64;
+                loop {
+                    let n = match e.read(&mut self.buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(er) if er.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(er) => return Err(er).with_ctx(|| format!("write {:?}", show(&raw))),
+                    };
+                    h.update(&self.buf[..n]);
+                    file.write_all(&self.buf[..n]).with_ctx(|| format!("write {:?}", show(&raw)))?;
+                    size += n as u64;
+                }
                 file.flush().ctx("flush")?;
-                fs::fchown(file.as_fd(), uid, gid)?;
-                fs::fchmod(file.as_fd(), mode)?;
+                if size >= EARLY_WRITEBACK && early_writeback() {
+                    fs::start_writeback(file.as_fd());
+                }
+                // One fstat instead of an unconditional fchown + fchmod: a
+                // file we create usually has the wanted owner and mode already.
+                let st = fs::fstat(file.as_fd())?;
+                let chowned = st.st_uid != uid || st.st_gid != gid;
+                if chowned {
+                    fs::fchown(file.as_fd(), uid, gid)?;
+                }
+                if chowned || st.st_mode & 0o7777 != mode {
+                    fs::fchmod(file.as_fd(), mode)?;
+                }
                 for (k, v) in &xattrs {
                     fs::fsetxattr(file.as_fd(), k, v).with_ctx(|| show(&raw))?;
                 }
-                fs::utimes_at(p, name, mtime)?;
+                fs::futimes(file.as_fd(), mtime)?;
+                if size != st.st_size as u64 {
+                    crate::bail!("write {:?}: {} bytes written, file has {}", show(&raw), size, st.st_size);
+                }
+                let xattrs = xattrs.into_iter().collect();
+                let f = WrittenFile { sha256: h.finish().hex, size, xattrs };
+                self.written.files.insert((st.st_dev, st.st_ino), f);
             }
             T::Symlink => {
                 let target = e.link_name_bytes().ok_or_else(|| Error::msg(format!("symlink {:?} without target", show(&raw))))?;
                 if target.is_empty() {
                     crate::bail!("symlink {:?} with empty target", show(&raw));
                 }
-                self.clear_slot(p, name, false, &raw)?;
-                fs::symlinkat(&target, p, name)?;
+                if let Err(libc::EEXIST) = fs::symlinkat_raw(&target, p, name) {
+                    self.clear_slot(p, name, false, &raw)?;
+                    fs::symlinkat(&target, p, name)?;
+                }
                 fs::lchown_at(p, name, uid, gid)?;
                 fs::utimes_at(p, name, mtime)?;
             }
@@ -335,9 +435,24 @@ impl Unpacker<'_> {
 
 /// Unpack one (already decompressed) layer tar stream into the directory `root`.
 pub fn unpack<R: Read>(stream: R, root: &OwnedFd, limits: &Limits) -> Result<()> {
+    unpack_written(stream, root, limits).map(|_| ())
+}
+
+/// [`unpack`], returning the content hashes of the regular files it wrote.
+pub fn unpack_written<R: Read>(stream: R, root: &OwnedFd, limits: &Limits) -> Result<Written> {
     let mut ar = tar::Archive::new(stream);
     ar.set_ignore_zeros(false);
-    let mut u = Unpacker { root, limits, dir_times: Vec::new() };
+    let mut u = Unpacker {
+        root,
+        limits,
+        dir_times: Vec::new(),
+        dirs: HashMap::new(),
+        written: Written::default(),
+        buf: vec![0u8; WRITE_BUF],
+    };
+    // A default ACL already on the root (inherited from the store) is
+    // inherited further by everything created below it.
+    u.written.xattrs_inherited = fs::fxattrs(root.as_fd())?.iter().any(|(k, _)| k == ACL_DEFAULT);
     let mut count = 0u64;
     for e in ar.entries().ctx("read layer tar")? {
         let e = e.ctx("read layer tar")?;
@@ -348,7 +463,8 @@ pub fn unpack<R: Read>(stream: R, root: &OwnedFd, limits: &Limits) -> Result<()>
         u.entry(e)?;
     }
     // Directory mtimes last: creating children changed them.
-    for (path, t) in u.dir_times.iter().rev() {
+    let dir_times = std::mem::take(&mut u.dir_times);
+    for (path, t) in dir_times.iter().rev() {
         let comps = components(path)?;
         match comps.split_last() {
             None => fs::utimes_at(root.as_fd(), b"", *t)?,
@@ -358,5 +474,5 @@ pub fn unpack<R: Read>(stream: R, root: &OwnedFd, limits: &Limits) -> Result<()>
             }
         }
     }
-    Ok(())
+    Ok(u.written)
 }
