@@ -194,6 +194,18 @@ fn compile_seccomp(p: &oci_spec::runtime::LinuxSeccomp, root: &Path) -> Result<c
     crate::seccomp::cache::compile_cached(p, &root.join(".seccomp"))
 }
 
+/// In a new process right after clone3: move into the v1 cgroups (the
+/// cgroup2 one was entered by clone3 itself); on failure report and leave.
+fn enter_cgroups_or_exit(join: Option<crate::cgroups::JoinHandles>, sock: RawFd) {
+    if let Some(j) = join {
+        if let Err(e) = crate::cgroups::join_self(&j.tasks) {
+            let _ = send(sock, MSG_ERROR, e.to_string().as_bytes());
+            // SAFETY: leave without running the parent's destructors.
+            unsafe { libc::_exit(1) }
+        }
+    }
+}
+
 /// Clone the init and drive it until it is ready and blocked before exec.
 /// On any error the init is killed and reaped before returning.
 pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
@@ -241,14 +253,7 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
         None => {
             // The init. It never returns. First into the v1 cgroups (the
             // cgroup2 one was entered by clone3 itself).
-            if let Some(j) = &join {
-                if let Err(e) = crate::cgroups::join_self(&j.tasks) {
-                    let _ = send(csock.as_raw_fd(), MSG_ERROR, e.to_string().as_bytes());
-                    // SAFETY: leave without running the parent's destructors.
-                    unsafe { libc::_exit(1) }
-                }
-            }
-            drop(join);
+            enter_cgroups_or_exit(join, csock.as_raw_fd());
             drop(psock);
             for fd in o.close_in_child {
                 // SAFETY: closing an fd the parent owns in our copy of its table.
@@ -820,14 +825,7 @@ pub fn spawn_exec(mut o: ExecOpts) -> Result<Spawned> {
     match sys::clone3(0, cgroup_fd)? {
         None => {
             drop(psock);
-            if let Some(j) = &join {
-                if let Err(e) = crate::cgroups::join_self(&j.tasks) {
-                    let _ = send(csock.as_raw_fd(), MSG_ERROR, e.to_string().as_bytes());
-                    // SAFETY: leave without running the parent's destructors.
-                    unsafe { libc::_exit(1) }
-                }
-            }
-            drop(join);
+            enter_cgroups_or_exit(join, csock.as_raw_fd());
             let err = match exec_child(&o, &caps, seccomp.as_ref(), init.as_raw_fd(), root.as_raw_fd(), csock.as_raw_fd()) {
                 Ok(never) => match never {},
                 Err(e) => e,

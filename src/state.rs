@@ -86,17 +86,7 @@ pub fn process_alive(pid: i32, start: u64) -> bool {
     if pid <= 0 {
         return false;
     }
-    let s = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s,
-        Err(_) => return false,
-    };
-    let Some(close) = s.rfind(')') else { return false };
-    let mut fields = s[close + 2..].split(' ');
-    let state = fields.next().unwrap_or("");
-    if state == "Z" || state == "X" {
-        return false;
-    }
-    fields.nth(18).and_then(|f| f.parse::<u64>().ok()) == Some(start)
+    matches!(crate::sys::process_stat(pid), Some((state, s)) if s == start && state != 'Z' && state != 'X')
 }
 
 impl State {

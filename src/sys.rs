@@ -2,7 +2,7 @@
 //! have: clone3, openat2, the new mount API, close_range, pidfds.
 //! Every `unsafe` block in stele outside the fork/exec boundary lives here.
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -256,12 +256,6 @@ pub fn mount_setattr(fd: RawFd, recursive: bool, set: u64, clr: u64, propagation
 
 // ---------------------------------------------------------------- fds and processes
 
-/// Close every fd >= `first` (close_range), e.g. before exec.
-pub fn close_from(first: u32) -> Result<()> {
-    // SAFETY: plain syscall on integers.
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
-    check(ret, || "close_range".into()).map(|_| ())
-}
 
 /// Mark every fd >= `first` close-on-exec (CLOSE_RANGE_CLOEXEC).
 ///
@@ -327,23 +321,22 @@ pub fn unlock_pty(master: RawFd) -> Result<()> {
     check(ret as libc::c_long, || "unlock pty".into()).map(|_| ())
 }
 
-/// The start time (clock ticks since boot, field 22 of /proc/PID/stat) of a
-/// process, to tell a pid from a reused one.
-pub fn process_start_time(pid: i32) -> Option<u64> {
+/// State (`R`, `S`, `Z`, ...) and start time (clock ticks since boot,
+/// field 22) of a process from /proc/PID/stat; the start time tells a pid
+/// from a reused one.
+pub fn process_stat(pid: i32) -> Option<(char, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &s[s.rfind(')')? + 2..];
-    // fields after the comm: state is field 3, so starttime (22) is index 19 here
-    after.split(' ').nth(19)?.parse().ok()
+    // the fields after the comm: state is field 3, starttime (22) is index 19
+    let mut after = s[s.rfind(')')? + 2..].split(' ');
+    let state = after.next()?.chars().next()?;
+    Some((state, after.nth(18)?.parse().ok()?))
 }
 
-/// Read a whole small file through an fd opened in `dir` (for procfs handles).
-pub fn read_fd_to_string(fd: OwnedFd) -> Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::from(fd);
-    let mut s = String::new();
-    f.read_to_string(&mut s).ctx("read")?;
-    Ok(s)
+/// The start time of a process (see [`process_stat`]).
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    process_stat(pid).map(|(_, start)| start)
 }
+
 
 /// fstat(2) on a raw fd.
 pub fn fstat(fd: RawFd) -> Result<libc::stat> {
