@@ -41,6 +41,15 @@ pub struct CreateOpts {
     pub console_fd: Option<std::sync::Arc<OwnedFd>>,
 }
 
+/// What a sandbox job (`run --image`) hands the create path besides
+/// [`CreateOpts`].
+#[derive(Clone, Debug, Default)]
+pub struct Job {
+    /// Its config.json document, built in memory: used instead of reading
+    /// `<bundle>/config.json`, and saved in the state as it is.
+    pub config: serde_json::Value,
+}
+
 fn connect_console(path: &Path) -> Result<OwnedFd> {
     let s = std::os::unix::net::UnixStream::connect(path).with_ctx(|| format!("connect to console socket {}", path.display()))?;
     Ok(OwnedFd::from(s))
@@ -65,9 +74,12 @@ fn host_root_tree() -> Result<OwnedFd> {
 
 /// Everything `create` and `run` share: validate, check policy, make the
 /// state dir, cgroup, spawn. On error nothing is left behind.
-fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<(Entry, State, process::Spawned)> {
+fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Option<&Job>) -> Result<(Entry, State, process::Spawned)> {
     state::validate_id(id)?;
-    let bundle = crate::spec::load(&o.bundle)?;
+    let bundle = match job {
+        Some(j) => crate::spec::in_memory(&o.bundle, &j.config)?,
+        None => crate::spec::load(&o.bundle)?,
+    };
     crate::log::phase("config loaded");
     let spec = &bundle.spec;
     if spec.process().is_none() {
@@ -130,6 +142,10 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
     };
     // A first record (no process yet): if this runtime is killed from here
     // on, `delete --force` still finds the cgroup to remove.
+    let supervisor = job.map(|_| {
+        let me = std::process::id() as i32;
+        (me, crate::sys::process_start_time(me).unwrap_or(0))
+    });
     let early = State {
         id: id.to_string(),
         pid: 0,
@@ -142,6 +158,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
         cgroup: Some(cgroup.clone()),
         config: serde_json::Value::Null,
         started: false,
+        supervisor,
     };
     if let Err(e) = entry.save(&early) {
         cleanup(entry, Some(&cgroup));
@@ -202,8 +219,12 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia) -> Result<
         owner: String::new(),
         annotations: annotations.clone(),
         cgroup: Some(cgroup),
-        config: serde_json::to_value(spec).unwrap_or_default(),
+        config: match job {
+            Some(j) => j.config.clone(),
+            None => serde_json::to_value(spec).unwrap_or_default(),
+        },
         started: via == StartVia::Socket,
+        supervisor,
     };
     crate::log::phase("init ready");
     if via == StartVia::Socket {
@@ -229,7 +250,7 @@ fn save_state(entry: &Entry, st: &State, o: &CreateOpts) -> Result<()> {
 
 /// `create`: returns once the init is ready and blocked on exec.fifo.
 pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<()> {
-    let (_entry, _st, _sp) = create_inner(g, id, o, StartVia::Fifo)?;
+    let (_entry, _st, _sp) = create_inner(g, id, o, StartVia::Fifo, None)?;
     Ok(())
 }
 
@@ -349,11 +370,11 @@ fn forwarded_signals() -> nix::sys::signal::SigSet {
 /// (or return at once with `detach`).
 pub fn run(g: &Globals, id: &str, o: &CreateOpts, detach: bool) -> Result<i32> {
     if detach {
-        let (entry, st, sp) = create_inner(g, id, o, StartVia::Socket)?;
+        let (entry, st, sp) = create_inner(g, id, o, StartVia::Socket, None)?;
         start_spawned(&entry, &st, &sp, o)?;
         return Ok(0);
     }
-    Ok(run_supervised(g, id, o, None, false)?.code)
+    Ok(run_supervised_with(g, id, o, None, false, None, &mut |_| false)?.code)
 }
 
 /// How a supervised container ended.
@@ -393,18 +414,16 @@ fn start_spawned(entry: &Entry, st: &State, sp: &process::Spawned, o: &CreateOpt
 
 /// Create, start and wait for a container in the foreground, forwarding
 /// signals; kill it when `timeout` passes; remove it when it has ended.
-pub fn run_supervised(g: &Globals, id: &str, o: &CreateOpts, timeout: Option<Duration>, collect_stats: bool) -> Result<Outcome> {
-    run_supervised_with(g, id, o, timeout, collect_stats, &mut |_| false)
-}
-
-/// [`run_supervised`], offering each signal to `on_signal` first: a signal
-/// for which it returns true is not forwarded (the pty proxy takes SIGWINCH).
+/// `job`: a sandbox job's config and cgroup needs (else the bundle's
+/// config.json). Each signal is offered to `on_signal` first: a signal for
+/// which it returns true is not forwarded (the pty proxy takes SIGWINCH).
 pub fn run_supervised_with(
     g: &Globals,
     id: &str,
     o: &CreateOpts,
     timeout: Option<Duration>,
     collect_stats: bool,
+    job: Option<&Job>,
     on_signal: &mut dyn FnMut(i32) -> bool,
 ) -> Result<Outcome> {
     // Block the signals before the container exists, so none is lost
@@ -412,7 +431,7 @@ pub fn run_supervised_with(
     let set = forwarded_signals();
     set.thread_block().ctx("block signals")?;
     let began = std::time::Instant::now();
-    let (entry, st, sp) = create_inner(g, id, o, StartVia::Socket)?;
+    let (entry, st, sp) = create_inner(g, id, o, StartVia::Socket, job)?;
     start_spawned(&entry, &st, &sp, o)?;
     drop(entry);
     let deadline = timeout.map(|t| began + t);

@@ -4,7 +4,7 @@
 //! timeout), with nothing left behind.
 //!
 //! The sandbox is an ordinary container: this module turns the options into
-//! a config.json in a private bundle directory and runs it supervised.
+//! a config (kept in memory) and runs it supervised.
 
 use crate::container::{self, CreateOpts, Globals, Outcome};
 use crate::error::{Context, Error, Result};
@@ -308,7 +308,7 @@ fn generated_id() -> String {
     format!("sandbox-{}-{:x}", std::process::id(), t.subsec_nanos())
 }
 
-/// The file in a sandbox's bundle dir naming the stele that runs it.
+/// The file in an image sandbox's bundle dir naming the stele that runs it.
 const OWNER: &str = "owner";
 
 fn owner_alive(bundle: &Path) -> bool {
@@ -318,45 +318,80 @@ fn owner_alive(bundle: &Path) -> bool {
     crate::state::process_alive(pid as i32, start)
 }
 
+/// What [`reap_stale`] reads of a state.json.
+#[derive(serde::Deserialize)]
+struct Supervised {
+    #[serde(default)]
+    supervisor: Option<(i32, u64)>,
+}
+
 /// Remove sandboxes left by a stele that was killed (their init died with
-/// it, by PR_SET_PDEATHSIG): state, cgroup and bundle directory. A sandbox
-/// whose stele still runs is left alone, whatever state its container is in.
-fn reap_stale(g: &Globals, dir: &Path) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
-    for e in rd.flatten() {
-        if owner_alive(&e.path()) {
-            continue;
+/// it, by PR_SET_PDEATHSIG): state, cgroup and, for an image, the bundle
+/// directory. A sandbox whose stele still runs is left alone, whatever state
+/// its container is in. The state names the stele that supervises it
+/// (written before its cgroup could hold a process); an image sandbox's
+/// bundle directory, made before its state, names it in an `owner` file.
+fn reap_stale(g: &Globals, bundles: &Path) {
+    let mut stale = vec![];
+    if let Ok(rd) = std::fs::read_dir(&g.root) {
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(id) = name.to_str().filter(|n| !n.starts_with('.')) else { continue };
+            // Unlocked: state.json is replaced by rename, never half-written.
+            let Ok(text) = std::fs::read(e.path().join(crate::state::STATE_FILE)) else { continue };
+            let sup = serde_json::from_slice::<Supervised>(&text).ok().and_then(|s| s.supervisor);
+            if sup.is_some_and(|(pid, start)| !crate::state::process_alive(pid, start)) {
+                stale.push(id.to_string());
+            }
         }
-        let id = e.file_name().to_string_lossy().into_owned();
-        let alive = container::state(g, &id).map(|v| v["status"] != "stopped").unwrap_or(false);
-        if !alive {
-            let _ = container::delete(g, &id, true);
-            let _ = std::fs::remove_dir_all(e.path());
+    }
+    if let Ok(rd) = std::fs::read_dir(bundles) {
+        for e in rd.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if !owner_alive(&e.path()) && !stale.contains(&id) {
+                let alive = container::state(g, &id).map(|v| v["status"] != "stopped").unwrap_or(false);
+                if !alive {
+                    stale.push(id);
+                }
+            }
         }
+    }
+    for id in stale {
+        let _ = container::delete(g, &id, true);
+        let _ = std::fs::remove_dir_all(bundles.join(&id));
     }
 }
 
 /// Run the job; returns how it ended.
+///
+/// `--image host` needs no bundle directory: the config goes to the create
+/// path in memory, and the host's root is mounted, in the init's private
+/// mount namespace, over the state root (a directory that exists anyway).
+/// An image gets a bundle directory under `<root>/.sandbox` for its rootfs.
 pub fn run(g: &Globals, o: &Options) -> Result<Outcome> {
     let id = o.name.clone().unwrap_or_else(generated_id);
     crate::state::validate_id(&id)?;
     let bundles = g.root.join(".sandbox");
-    std::fs::create_dir_all(&bundles).with_ctx(|| format!("create {}", bundles.display()))?;
     reap_stale(g, &bundles);
-    let dir = bundles.join(&id);
-    if dir.exists() {
+    let store = g.store();
+    store.ensure_root()?;
+    let root = std::path::absolute(&g.root).with_ctx(|| format!("state root {}", g.root.display()))?;
+    let host = o.image == "host";
+    let dir = if host { root.join(&id) } else { bundles.join(&id) };
+    if root.join(&id).exists() || dir.exists() {
         bail!("a sandbox named {id} already exists");
     }
-    std::fs::create_dir(&dir).with_ctx(|| format!("create {}", dir.display()))?;
-    let me = std::process::id();
-    let owner = format!("{me} {}\n", crate::sys::process_start_time(me as i32).unwrap_or(0));
+    if !host {
+        std::fs::create_dir_all(&bundles).with_ctx(|| format!("create {}", bundles.display()))?;
+        std::fs::create_dir(&dir).with_ctx(|| format!("create {}", dir.display()))?;
+    }
     let result = (|| {
-        std::fs::write(dir.join(OWNER), owner).ctx("write the sandbox's owner")?;
-        let base = if o.image == "host" {
-            // an empty mountpoint for the host's root, inside our private dir
-            std::fs::create_dir(dir.join("rootfs")).ctx("create the rootfs mountpoint")?;
+        let base = if host {
             None
         } else {
+            let me = std::process::id();
+            let owner = format!("{me} {}\n", crate::sys::process_start_time(me as i32).unwrap_or(0));
+            std::fs::write(dir.join(OWNER), owner).ctx("write the sandbox's owner")?;
             let store = crate::image::Store::open(&g.store)?;
             crate::image::bundle::create_bundle(&store, &o.image, &dir, &crate::image::bundle::BundleOptions { flatten: false })?;
             let text = std::fs::read(dir.join("config.json")).ctx("read the image's config.json")?;
@@ -365,8 +400,11 @@ pub fn run(g: &Globals, o: &Options) -> Result<Outcome> {
         // SAFETY: isatty on fd 0.
         let stdin_tty = unsafe { libc::isatty(0) } == 1;
         let tty = o.tty || stdin_tty;
-        let spec = build_spec(o, base, tty)?;
-        std::fs::write(dir.join("config.json"), spec.to_string()).ctx("write config.json")?;
+        let mut config = build_spec(o, base, tty)?;
+        if host {
+            config["root"]["path"] = json!(root);
+        }
+        let job = container::Job { config };
         if !o.interactive && !stdin_tty {
             // stdin is passed only with -i (or a terminal): the job reads EOF.
             let null = std::fs::File::open("/dev/null").ctx("open /dev/null")?;
@@ -377,7 +415,7 @@ pub fn run(g: &Globals, o: &Options) -> Result<Outcome> {
         }
         let mut co = CreateOpts { bundle: dir.clone(), die_with_parent: true, ..Default::default() };
         if !tty {
-            return container::run_supervised(g, &id, &co, o.timeout, o.collect_stats);
+            return container::run_supervised_with(g, &id, &co, o.timeout, o.collect_stats, Some(&job), &mut |_| false);
         }
         // A terminal: the init sends the pty master over a socketpair to
         // the proxy; SIGWINCH goes to the proxy, every other signal to the job.
@@ -391,12 +429,14 @@ pub fn run(g: &Globals, o: &Options) -> Result<Outcome> {
             }
             false
         };
-        let out = container::run_supervised_with(g, &id, &co, o.timeout, o.collect_stats, &mut on_signal);
+        let out = container::run_supervised_with(g, &id, &co, o.timeout, o.collect_stats, Some(&job), &mut on_signal);
         drop(co);
         drop(proxy);
         out
     })();
-    let _ = std::fs::remove_dir_all(&dir);
+    if !host {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     result
 }
 

@@ -30,17 +30,33 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
 /// Parse config.json bytes; the error names the JSON path of the bad field.
 pub fn parse(bytes: &[u8]) -> Result<Spec> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize::<_, Spec>(de).map_err(|e| {
-        let field = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            Error::msg(format!("config.json: invalid JSON: {inner}"))
-        } else if field.is_empty() || field == "." || field == "?" {
-            Error::msg(format!("config.json: {inner}"))
-        } else {
-            Error::msg(format!("config.json: {field}: {inner}"))
-        }
-    })
+    serde_path_to_error::deserialize::<_, Spec>(de).map_err(parse_error)
+}
+
+/// [`parse`] for a config built in memory (the sandbox's): no text in between.
+pub fn from_value(v: &serde_json::Value) -> Result<Spec> {
+    serde_path_to_error::deserialize::<_, Spec>(v).map_err(parse_error)
+}
+
+fn parse_error(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
+    let field = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        Error::msg(format!("config.json: invalid JSON: {inner}"))
+    } else if field.is_empty() || field == "." || field == "?" {
+        Error::msg(format!("config.json: {inner}"))
+    } else {
+        Error::msg(format!("config.json: {field}: {inner}"))
+    }
+}
+
+/// A bundle whose config was built in memory (`config`, the sandbox's) for
+/// the bundle directory `bundle`: validated as [`load`] does.
+pub fn in_memory(bundle: &Path, config: &serde_json::Value) -> Result<Bundle> {
+    let dir = std::path::absolute(bundle).with_ctx(|| format!("bundle {}", bundle.display()))?;
+    let spec = from_value(config)?;
+    let rootfs = validate(&spec, &dir)?;
+    Ok(Bundle { dir, spec, rootfs })
 }
 
 const NAMESPACED_SYSCTL_PREFIXES: &[(&str, LinuxNamespaceType)] = &[

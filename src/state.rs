@@ -58,6 +58,12 @@ pub struct State {
     /// Set by `start`; `run` sets it at once.
     #[serde(default)]
     pub started: bool,
+    /// The stele that supervises the container and removes it when it ends
+    /// (`run --image`): its pid and start time. Once it is gone, the
+    /// container (whose init died with it) is left over, for the next
+    /// sandbox run to remove.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor: Option<(i32, u64)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -142,7 +148,7 @@ impl Store {
         Store { root: root.to_path_buf() }
     }
 
-    fn ensure_root(&self) -> Result<()> {
+    pub fn ensure_root(&self) -> Result<()> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)

@@ -139,11 +139,14 @@ fn killed_stele_leaves_nothing_running_and_next_run_reaps() {
         assert!(t.elapsed() < Duration::from_secs(2), "the job (pid {pid}) outlived stele");
         std::thread::sleep(Duration::from_millis(10));
     }
-    // Its state and bundle are still there until the next sandbox run.
-    assert!(ctx.root().join(".sandbox").join(&id).exists());
+    // Its state (naming the dead stele) is still there until the next
+    // sandbox run, which removes it and its cgroup.
+    assert!(ctx.root().join(&id).join("state.json").exists());
+    assert!(!cgroups_named(&id).is_empty());
     host_ok(&ctx, &[], "true");
     assert_clean(&ctx, &id);
-    assert_eq!(std::fs::read_dir(ctx.root().join(".sandbox")).unwrap().count(), 0);
+    let left = std::fs::read_dir(ctx.root()).unwrap().flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count();
+    assert_eq!(left, 0);
 }
 
 #[test]
