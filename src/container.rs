@@ -48,6 +48,11 @@ pub struct Job {
     /// Its config.json document, built in memory: used instead of reading
     /// `<bundle>/config.json`, and saved in the state as it is.
     pub config: serde_json::Value,
+    /// The cgroup controllers it needs (device rules, the limits and
+    /// statistics asked for): its cgroup is made only in their v1
+    /// hierarchies. The job's pid namespace, not a cgroup, ends every
+    /// process of it when its init exits.
+    pub controllers: Vec<&'static str>,
 }
 
 fn connect_console(path: &Path) -> Result<OwnedFd> {
@@ -133,6 +138,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
         linux.and_then(|l| l.cgroups_path().as_ref()).map(|p| p.to_string_lossy()).as_deref(),
         g.systemd_cgroup,
         linux.and_then(|l| l.resources().as_ref()),
+        job.map(|j| j.controllers.as_slice()),
     ) {
         Ok(c) => c,
         Err(e) => {

@@ -362,6 +362,25 @@ fn reap_stale(g: &Globals, bundles: &Path) {
     }
 }
 
+/// The cgroup controllers a job needs: device rules always, and those of the
+/// limits and statistics it asks for.
+fn controllers(o: &Options) -> Vec<&'static str> {
+    let mut c = vec!["devices"];
+    if o.memory.is_some() || o.collect_stats {
+        c.push("memory");
+    }
+    if o.collect_stats {
+        c.push("cpuacct");
+    }
+    if o.cpus.is_some() {
+        c.push("cpu");
+    }
+    if o.pids.is_some() {
+        c.push("pids");
+    }
+    c
+}
+
 /// Run the job; returns how it ended.
 ///
 /// `--image host` needs no bundle directory: the config goes to the create
@@ -404,7 +423,7 @@ pub fn run(g: &Globals, o: &Options) -> Result<Outcome> {
         if host {
             config["root"]["path"] = json!(root);
         }
-        let job = container::Job { config };
+        let job = container::Job { config, controllers: controllers(o) };
         if !o.interactive && !stdin_tty {
             // stdin is passed only with -i (or a terminal): the job reads EOF.
             let null = std::fs::File::open("/dev/null").ctx("open /dev/null")?;

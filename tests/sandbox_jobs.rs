@@ -218,3 +218,34 @@ fn tty_job_reads_the_terminal_input() {
     let out = in_terminal(&ctx, &format!("(sleep 0.5; printf 'typed\\n') | {s} run --image host -t -i -- sh -c 'read l; echo got=$l'"));
     assert!(out.contains("got=typed"), "{out}");
 }
+
+/// The job's cgroup is made only where it is needed: device rules always,
+/// memory and CPU accounting for `--json-status`, a limit's controller; the
+/// device rules hold (a device node it makes cannot be opened).
+#[test]
+fn cgroup_only_in_the_hierarchies_the_job_needs() {
+    let ctx = Ctx::new("sb-cgroups");
+    let v1 = std::path::Path::new("/sys/fs/cgroup/devices").is_dir();
+    for (opts, want) in [(&[][..], &["devices"][..]), (&["--pids", "64"][..], &["devices", "pids"][..])] {
+        let mut o = vec!["--image", "host"];
+        o.extend_from_slice(opts);
+        let script = "mknod /dev/sdx b 8 0 && { head -c1 /dev/sdx >/dev/null 2>&1 && echo opened || echo refused; }; echo ready; sleep 60";
+        let (mut c, id, outp) = spawn_sb(&ctx, &o, script, "cg");
+        let out = wait_for_text(&outp, "ready", Duration::from_secs(10));
+        assert!(out.contains("refused"), "{out}");
+        let dirs = cgroups_named(&id);
+        kill(init_pid(&ctx, &id) as u32, libc::SIGKILL);
+        assert_eq!(wait_child(&mut c, Duration::from_secs(10)), 137);
+        assert_clean(&ctx, &id);
+        if !v1 {
+            assert_eq!(dirs.len(), 1, "{dirs:?}");
+            continue;
+        }
+        let mut names: Vec<String> = dirs
+            .iter()
+            .map(|d| d.strip_prefix("/sys/fs/cgroup").unwrap().components().next().unwrap().as_os_str().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, want, "{dirs:?}");
+    }
+}

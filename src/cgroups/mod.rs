@@ -280,7 +280,7 @@ impl Cgroup {
         systemd: bool,
         resources: Option<&LinuxResources>,
     ) -> Result<Cgroup> {
-        let cg = Self::create_dirs_in(layout, id, cgroups_path, systemd, resources)?;
+        let cg = Self::create_dirs_in(layout, id, cgroups_path, systemd, resources, None)?;
         match cg.apply_initial(resources) {
             Ok(()) => Ok(cg),
             Err(e) => {
@@ -302,13 +302,15 @@ impl Cgroup {
     /// the directories, e.g. hugetlb in hybrid parents): the runtime applies
     /// them with [`Cgroup::apply_initial`] while the container's init sets up
     /// its namespaces, before the init may exec. On error nothing is left.
+    /// `only`: see [`Cgroup::restrict`].
     pub fn create_dirs_only(
         id: &str,
         cgroups_path: Option<&str>,
         systemd: bool,
         resources: Option<&LinuxResources>,
+        only: Option<&[&str]>,
     ) -> Result<Cgroup> {
-        Self::create_dirs_in(layout::get()?, id, cgroups_path, systemd, resources)
+        Self::create_dirs_in(layout::get()?, id, cgroups_path, systemd, resources, only)
     }
 
     fn create_dirs_in(
@@ -317,11 +319,16 @@ impl Cgroup {
         cgroups_path: Option<&str>,
         systemd: bool,
         resources: Option<&LinuxResources>,
+        only: Option<&[&str]>,
     ) -> Result<Cgroup> {
         let place = placement(id, cgroups_path, systemd)?;
         let mut cg = resolve(layout, &place)?;
+        let mut layout_v1: Vec<&layout::Hierarchy> = layout.v1.iter().collect();
+        if let Some(only) = only {
+            cg.restrict(only, &mut layout_v1);
+        }
         let mut created: Vec<PathBuf> = Vec::new();
-        match cg.create_dirs(layout, resources, &mut created) {
+        match cg.create_dirs(&layout_v1, layout, resources, &mut created) {
             Ok(()) => {
                 cg.created = created;
                 Ok(cg)
@@ -341,9 +348,30 @@ impl Cgroup {
         self.apply(resources, true)
     }
 
-    fn create_dirs(&mut self, layout: &Layout, r: Option<&LinuxResources>, created: &mut Vec<PathBuf>) -> Result<()> {
+    /// Keep only the v1 hierarchies with one of the controllers in `only`
+    /// (and the matching entries of `v1`, the layout's hierarchies), and on
+    /// a hybrid host no unified leaf (it has no controllers there; a pure
+    /// cgroup2 host keeps its leaf, the only cgroup there is). For a job in
+    /// its own pid namespace, which ends with its init, only the limits,
+    /// the device rules and the statistics asked for need a cgroup.
+    fn restrict(&mut self, only: &[&str], v1: &mut Vec<&layout::Hierarchy>) {
+        let wanted = |ctrls: &[String]| ctrls.iter().any(|c| only.contains(&c.as_str()));
+        v1.retain(|h| wanted(&h.controllers));
+        self.v1.retain(|d| wanted(&d.controllers));
+        if !self.pure_v2 {
+            self.v2 = None;
+        }
+    }
+
+    fn create_dirs(
+        &mut self,
+        v1: &[&layout::Hierarchy],
+        layout: &Layout,
+        r: Option<&LinuxResources>,
+        created: &mut Vec<PathBuf>,
+    ) -> Result<()> {
         let mut keep = Vec::with_capacity(self.v1.len());
-        for (d, h) in self.v1.iter().zip(&layout.v1) {
+        for (d, h) in self.v1.iter().zip(v1) {
             let res = if d.controllers.iter().any(|c| c == "cpuset") {
                 v1::mkdir_cpuset(&h.mountpoint, &d.path, created)
             } else {
@@ -552,8 +580,10 @@ impl Cgroup {
                 }
             }
         }
-        let was_frozen = self.is_frozen().unwrap_or(false);
-        let froze = !was_frozen && self.freeze().map_err(|e| crate::warn!("kill all: {e}")).is_ok();
+        // A cgroup without a freezer (a sandbox job's) is signalled as is.
+        let has_freezer = self.freezer().is_ok();
+        let was_frozen = has_freezer && self.is_frozen().unwrap_or(false);
+        let froze = has_freezer && !was_frozen && self.freeze().map_err(|e| crate::warn!("kill all: {e}")).is_ok();
         let pids = self.pids();
         if let Ok(pids) = &pids {
             for &pid in pids {

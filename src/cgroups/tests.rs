@@ -267,6 +267,31 @@ fn resolve_paths() {
     assert_eq!(back, cg);
 }
 
+#[test]
+fn restrict_to_controllers() {
+    let hybrid = Layout {
+        v1: vec![
+            hier("/sys/fs/cgroup/memory", &["memory"], "/"),
+            hier("/sys/fs/cgroup/cpu,cpuacct", &["cpu", "cpuacct"], "/"),
+            hier("/sys/fs/cgroup/devices", &["devices"], "/"),
+            hier("/sys/fs/cgroup/systemd", &["name=systemd"], "/"),
+        ],
+        v2: Some(hier("/sys/fs/cgroup/unified", &[], "/")),
+    };
+    let mut cg = resolve(&hybrid, &Placement::Relative("c1".into())).unwrap();
+    let mut v1: Vec<&Hierarchy> = hybrid.v1.iter().collect();
+    cg.restrict(&["devices", "cpuacct"], &mut v1);
+    let names: Vec<&str> = cg.v1.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["cpu,cpuacct", "devices"]);
+    assert_eq!(v1.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), names, "layout entries stay paired");
+    assert!(cg.v2.is_none(), "hybrid: no unified leaf");
+    // Pure v2: the leaf is the cgroup.
+    let v2 = Layout { v1: vec![], v2: Some(hier("/sys/fs/cgroup", &[], "/a/b")) };
+    let mut cg = resolve(&v2, &Placement::Relative("c1".into())).unwrap();
+    cg.restrict(&["devices"], &mut vec![]);
+    assert!(cg.v2.is_some());
+}
+
 // ---------------------------------------------------------------- integration
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
