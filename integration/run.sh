@@ -1,6 +1,6 @@
 #!/bin/bash
 # integration/run.sh [containerd|podman|docker|all ...] - run stele under real engines.
-#   STELE=path     stele binary (default: target/release/stele of this repo)
+#   STELE=path     stele binary (default: target/stele of this repo, made by scripts/build.sh)
 #   TIMEOUT=secs   per engine command (default 60)
 #   ONLY="a b"     run only these scenario names
 #   KEEP_LOGS=dir  keep per-scenario logs there (default: a temp dir, removed unless a test failed)
@@ -9,7 +9,7 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-STELE=${STELE:-$REPO/target/release/stele}
+STELE=${STELE:-$REPO/target/stele}
 case "$STELE" in /*) ;; *) STELE=$PWD/$STELE ;; esac
 # close inherited fds > 2 so they do not leak through daemons into containers
 for f in /proc/$$/fd/*; do n=${f##*/}; case $n in 0|1|2|255) ;; *) eval "exec $n>&-" 2>/dev/null ;; esac; done
@@ -24,7 +24,7 @@ for a in "$@"; do
   esac
 done
 [ "$(id -u)" = 0 ] || { echo "integration suites need root"; echo "0 passed, 1 failed"; exit 1; }
-[ -x "$STELE" ] || { echo "stele binary not found: $STELE (cargo build --release, or STELE=...)"; echo "0 passed, 1 failed"; exit 1; }
+[ -x "$STELE" ] || { echo "stele binary not found: $STELE (bash scripts/build.sh, or STELE=...)"; echo "0 passed, 1 failed"; exit 1; }
 
 WORK=$(mktemp -d /tmp/stele-it.XXXXXX)
 LOGDIR=${KEEP_LOGS:-$WORK/logs}

@@ -3,13 +3,13 @@
 # same isolation (read-only bind of /, new pid/net/ipc/uts/mount namespaces,
 # /proc, /dev, a tmpfs /tmp), runs interleaved, medians and ratio.
 #
-#   scripts/bench-sandbox.sh [RUNS] [STELE]      (as root; default 200 runs, target/release/stele)
+#   scripts/bench-sandbox.sh [RUNS] [STELE]      (as root; default 200 runs, target/stele)
 #
 # Also times stele variants that drop one feature at a time, to show where
 # its time goes (seccomp filter, cgroup, --writable overlay).
 set -euo pipefail
 RUNS=${1:-200}
-STELE=${2:-$(dirname "$0")/../target/release/stele}
+STELE=${2:-$(dirname "$0")/../target/stele}
 ROOT=$(mktemp -d /tmp/stele-bench.XXXXXX)
 trap 'rm -rf "$ROOT"' EXIT
 

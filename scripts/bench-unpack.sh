@@ -16,8 +16,8 @@ FILES=${FILES:-40000}
 SEED=${SEED:-42}
 WORK=${WORK:-/var/tmp/stele-bench-unpack}
 here=$(cd "$(dirname "$0")/.." && pwd)
-STELE=${STELE:-$here/target/release/stele}
-[ -x "$STELE" ] || { echo "bench-unpack: build first: cargo build --release" >&2; exit 2; }
+STELE=${STELE:-$here/target/stele}
+[ -x "$STELE" ] || { echo "bench-unpack: build first: bash scripts/build.sh" >&2; exit 2; }
 for t in python3 gzip umoci tar sha256sum; do
   command -v $t >/dev/null || { echo "bench-unpack: $t missing" >&2; exit 2; }
 done

@@ -10,7 +10,7 @@
 # Knobs (environment): N (run back-to-back, 200), N_IDLE (run after idle, 100),
 # IDLE_MS (50), N_CSD (create/start/delete, 100), N_EXEC (100), PAR (20),
 # PAR_REPS (10), WARMUP (5), RUNTIMES ("stele crun runc"), BENCH_JSON (file for
-# raw samples), NO_BUILD=1 (use the existing target/release/stele),
+# raw samples), NO_BUILD=1 (use the existing target/stele),
 # STELE=/path/to/stele (benchmark another build; implies NO_BUILD=1).
 #
 # The wrapper: every runtime runs inside ONE private mount namespace (set up
@@ -19,7 +19,10 @@
 # runtimes must be compared behind the same wrapper.  Inside it stele and runc
 # use their cgroup v2 drivers (a leaf cgroup per container plus the device
 # eBPF program); crun runs with --cgroup-manager=disabled (its cgroupfs driver
-# fails here: it cannot raise RLIMIT_MEMLOCK).  See docs/performance.md.
+# fails here: it cannot raise RLIMIT_MEMLOCK).  The wrapper also mounts a
+# bpffs at /sys/fs/bpf when the host has none, as systemd does at boot on
+# every systemd host: stele keeps its verified device programs there
+# (runc loads one per container either way).  See docs/performance.md.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -49,10 +52,10 @@ done
 if [ -n "${STELE:-}" ]; then
   STELE=$(readlink -f "$STELE")
 elif [ "${NO_BUILD:-0}" = 0 ]; then
-  echo "bench: cargo build --release" >&2
-  (cd "$repo" && cargo build --release --quiet) >&2
+  echo "bench: scripts/build.sh" >&2
+  bash "$repo/scripts/build.sh" --quiet >&2
 fi
-STELE=${STELE:-$repo/target/release/stele}
+STELE=${STELE:-$repo/target/stele}
 [ -x "$STELE" ] || { echo "bench: $STELE missing" >&2; exit 1; }
 
 # ---------------------------------------------------------------- temp + cleanup
@@ -61,7 +64,8 @@ PREFIX="sb$$"
 # The wrapper: "${WRAP[@]}" CMD... runs CMD inside a fresh private mount ns with a
 # cgroup2-only /sys/fs/cgroup (unshare and sh exec into CMD: same pid).
 WRAP=(unshare -m --propagation private sh -c
-  'umount -R /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && exec "$@"' wrap)
+  'umount -R /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup &&
+   { mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf; } && exec "$@"' wrap)
 wrap() { "${WRAP[@]}" "$@"; }
 cleanup() {
   local rc=$?
@@ -150,7 +154,7 @@ fi
 
 # ---------------------------------------------------------------- the benchmark
 echo "bench: $("$STELE" --version | head -1); $(crun --version 2>/dev/null | head -1); $(runc --version 2>/dev/null | head -1); kernel $(uname -r); $(nproc) cpus" >&2
-echo "bench: wrapper = one private mount ns, cgroup2-only /sys/fs/cgroup (crun --cgroup-manager=disabled)" >&2
+echo "bench: wrapper = one private mount ns, cgroup2-only /sys/fs/cgroup, bpffs at /sys/fs/bpf (crun --cgroup-manager=disabled)" >&2
 # Not through the wrap function: a backgrounded function runs in a subshell,
 # and $child must be the driver itself so that stop() can signal it.
 "${WRAP[@]}" python3 "$here/bench/bench.py" &

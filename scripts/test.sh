@@ -19,7 +19,7 @@ threads=${TEST_THREADS:-$(( $(nproc) * 2 ))}
 [ "$threads" -ge 4 ] || threads=4
 
 echo "test.sh: building"
-cargo build --release --all-targets
+bash scripts/build.sh --all-targets
 
 echo "test.sh: running tests (runtime: ${STELE_TEST_RUNTIME:-stele}, threads: $threads)"
 status=0
@@ -37,4 +37,4 @@ if [ "${SKIP_ENGINES:-0}" = 1 ]; then
     exit 0
 fi
 bash scripts/setup-engines.sh
-STELE="$PWD/target/release/stele" bash integration/run.sh all
+STELE="$PWD/target/stele" bash integration/run.sh all

@@ -477,7 +477,7 @@ fn wait_forwarding(
                     let _ = crate::sys::pidfd_send_signal(pidfd, libc::SIGKILL);
                     continue;
                 }
-                let ts = libc::timespec { tv_sec: left.as_secs() as libc::time_t, tv_nsec: left.subsec_nanos() as libc::c_long };
+                let ts = libc::timespec { tv_sec: left.as_secs() as _, tv_nsec: left.subsec_nanos() as libc::c_long };
                 // SAFETY: valid signal set and timeout; no siginfo wanted.
                 let r = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &ts) };
                 if r < 0 {

@@ -3,6 +3,7 @@
 //! The library never prints and never exits; the `stele` binary turns argv
 //! into calls here and prints results.
 
+pub mod arena;
 pub mod error;
 pub mod log;
 pub mod sys;

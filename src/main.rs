@@ -5,6 +5,9 @@ mod cli;
 use clap::Parser;
 use stele::log;
 
+#[global_allocator]
+static ALLOC: stele::arena::Arena = stele::arena::Arena::new();
+
 fn main() {
     log::mark_start();
     // Inherited fds must not leak into hooks or the container: everything

@@ -276,6 +276,7 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
                 cgroup_sources,
                 die_with_parent: o.die_with_parent,
                 create_mountpoints: o.create_mountpoints,
+                go_before_devices: o.cgroup.is_some_and(|c| c.devices_written_in_steps()),
             };
             let err = match init(ctx) {
                 Ok(never) => match never {},
@@ -391,9 +392,22 @@ struct InitCtx<'a> {
     cgroup_sources: Vec<(String, PathBuf)>,
     die_with_parent: bool,
     create_mountpoints: bool,
+    /// Wait for Go before creating device nodes (v1 device rules are being
+    /// written meanwhile); else wait for it once the mounts are done.
+    go_before_devices: bool,
 }
 
 enum Never {}
+
+/// The init's wait for the runtime's Go (cgroup limits and device rules are
+/// in place); Go carries the init's host pid.
+fn wait_go(sock: RawFd) -> Result<i32> {
+    match recv(sock)? {
+        Some((MSG_GO, p)) => Ok(String::from_utf8_lossy(&p).parse().unwrap_or(0)),
+        Some((MSG_ERROR, m)) => Err(Error::Msg(String::from_utf8_lossy(&m).into_owned())),
+        _ => bail!("runtime went away"),
+    }
+}
 
 fn init(mut c: InitCtx) -> Result<Never> {
     // Nothing in the container may ptrace us or open /proc/<pid>/exe (the
@@ -456,15 +470,14 @@ fn init(mut c: InitCtx) -> Result<Never> {
     crate::log::phase("init: namespaces");
     let sock = c.sock;
     let mut host_pid = 0;
-    let mut wait_go = || -> Result<()> {
-        host_pid = match recv(sock)? {
-            Some((MSG_GO, p)) => String::from_utf8_lossy(&p).parse().unwrap_or(0),
-            Some((MSG_ERROR, m)) => return Err(Error::Msg(String::from_utf8_lossy(&m).into_owned())),
-            _ => bail!("runtime went away"),
-        };
-        Ok(())
+    // The runtime applies the cgroup's limits and device rules meanwhile.
+    let mut prep = if c.go_before_devices {
+        rootfs::prepare(&mut plan, &mut || wait_go(sock).map(|p| host_pid = p))?
+    } else {
+        let prep = rootfs::prepare(&mut plan, &mut || Ok(()))?;
+        host_pid = wait_go(sock)?;
+        prep
     };
-    let mut prep = rootfs::prepare(&mut plan, &mut wait_go)?;
     crate::log::phase("init: mounts");
 
     if hooks::has(spec, Kind::Prestart) || hooks::has(spec, Kind::CreateRuntime) {
@@ -804,7 +817,7 @@ pub fn spawn_exec(mut o: ExecOpts) -> Result<Spawned> {
     let process = o.process;
     let caps = CapSets::from_spec(process.capabilities().as_ref())?;
     caps.check_available()?;
-    let seccomp = o.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).map(|p| compile_seccomp(p, &o.state_root)).transpose()?;
+    let seccomp = o.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).map(|p| compile_seccomp(p, o.state_root)).transpose()?;
     let init = sys::pidfd_open(o.init_pid).ctx("container init")?;
     let root = sys::open_path(Path::new(&format!("/proc/{}/root", o.init_pid)), libc::O_PATH | libc::O_DIRECTORY)
         .ctx("container root")?;
@@ -867,10 +880,7 @@ fn exec_child(
     root: RawFd,
     sock: RawFd,
 ) -> Result<Never> {
-    let host_pid: i32 = match recv(sock)? {
-        Some((MSG_GO, p)) => String::from_utf8_lossy(&p).parse().unwrap_or(0),
-        _ => bail!("runtime went away"),
-    };
+    let host_pid = wait_go(sock)?;
     let flags = ns_flags_to_join(o.spec);
     if flags != 0 {
         // SAFETY: setns with a pidfd and namespace flags.

@@ -99,7 +99,7 @@ fn recv_fd(sock: RawFd) -> Option<OwnedFd> {
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cbuf);
+    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
     // SAFETY: msg points at live buffers.
     let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
     if n <= 0 {

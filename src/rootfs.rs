@@ -75,11 +75,11 @@ fn parse_opts(options: &[String]) -> Opts {
                 o.bind = true;
                 o.recursive = true;
             }
-            "private" => o.propagation = libc::MS_PRIVATE as u64,
-            "rprivate" => o.propagation = libc::MS_PRIVATE as u64,
-            "shared" | "rshared" => o.propagation = libc::MS_SHARED as u64,
-            "slave" | "rslave" => o.propagation = libc::MS_SLAVE as u64,
-            "unbindable" | "runbindable" => o.propagation = libc::MS_UNBINDABLE as u64,
+            "private" => o.propagation = libc::MS_PRIVATE as _,
+            "rprivate" => o.propagation = libc::MS_PRIVATE as _,
+            "shared" | "rshared" => o.propagation = libc::MS_SHARED as _,
+            "slave" | "rslave" => o.propagation = libc::MS_SLAVE as _,
+            "unbindable" | "runbindable" => o.propagation = libc::MS_UNBINDABLE as _,
             "tmpcopyup" => o.tmpcopyup = true,
             "defaults" | "remount" | "async" | "nomand" | "mand" => {}
             // SELinux relabel requests and other client-side hints
@@ -562,7 +562,7 @@ pub fn finish(spec: &Spec, prep: &Prepared) -> Result<()> {
             _ => (0, false),
         };
         if flag != 0 {
-            sys::mount_setattr(root.as_raw_fd(), rec, 0, 0, flag as u64, "linux.rootfsPropagation")?;
+            sys::mount_setattr(root.as_raw_fd(), rec, 0, 0, flag as _, "linux.rootfsPropagation")?;
         }
     }
     if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {

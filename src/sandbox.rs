@@ -225,7 +225,7 @@ pub fn build_spec(o: &Options, base: Option<Value>, tty: bool) -> Result<Value> 
         res["pids"] = json!({"limit": p});
     }
     if let Some(c) = o.cpus {
-        if !(c > 0.0) {
+        if c.is_nan() || c <= 0.0 {
             bail!("--cpus {c}: must be positive");
         }
         res["cpu"] = json!({"quota": (c * 100_000.0) as i64, "period": 100_000});

@@ -111,7 +111,8 @@ impl CapSets {
     }
 }
 
-fn rlimit_resource(t: PosixRlimitType) -> Option<libc::__rlimit_resource_t> {
+/// The RLIMIT_* number (its C type differs between glibc and musl).
+fn rlimit_resource(t: PosixRlimitType) -> Option<libc::c_int> {
     use PosixRlimitType as R;
     Some(match t {
         R::RlimitCpu => libc::RLIMIT_CPU,
@@ -132,7 +133,7 @@ fn rlimit_resource(t: PosixRlimitType) -> Option<libc::__rlimit_resource_t> {
         R::RlimitRttime => libc::RLIMIT_RTTIME,
         #[allow(unreachable_patterns)]
         _ => return None,
-    })
+    } as libc::c_int)
 }
 
 /// Apply process.rlimits to the calling process (inherited by children).
@@ -142,7 +143,7 @@ pub fn apply_rlimits(p: &Process) -> Result<()> {
         let Some(res) = rlimit_resource(r.typ()) else { bail!("process.rlimits: {name} is not supported") };
         let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
         // SAFETY: valid rlimit struct.
-        if unsafe { libc::setrlimit(res, &lim) } != 0 {
+        if unsafe { libc::setrlimit(res as _, &lim) } != 0 {
             return Err(Error::os(
                 format!("process.rlimits: {name}: setrlimit soft={} hard={}", r.soft(), r.hard()),
                 nix::errno::Errno::last_raw(),

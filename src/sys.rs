@@ -380,11 +380,11 @@ pub fn loopback_up() -> Result<()> {
     }
     // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS with a valid ifreq.
     unsafe {
-        if libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) != 0 {
+        if libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut ifr) != 0 {
             return Err(Error::os("loopback: get flags", nix::errno::Errno::last_raw()));
         }
         ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-        if libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) != 0 {
+        if libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS as _, &ifr) != 0 {
             return Err(Error::os("loopback: set up", nix::errno::Errno::last_raw()));
         }
     }
@@ -438,4 +438,23 @@ impl PrivateProc {
         }
         Ok(())
     }
+}
+
+// ---------------------------------------------------------------- renameat2
+
+/// Atomically swap two existing paths (renameat2 RENAME_EXCHANGE). Unlike a
+/// rename over an existing file, ext4 does not force the new file's data to
+/// disk first (its auto_da_alloc heuristic only applies to replacing renames).
+pub fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let a = CString::new(a.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    let b = CString::new(b.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    // SAFETY: two valid C strings; the kernel only reads them.
+    let r = unsafe {
+        libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE)
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }

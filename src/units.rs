@@ -20,7 +20,7 @@ pub fn parse_size(s: &str, allow_unlimited: bool) -> Result<i64> {
         _ => (t, 0),
     };
     let n: f64 = num.parse().map_err(|_| bad())?;
-    if !(n > 0.0) {
+    if n.is_nan() || n <= 0.0 {
         return Err(bad());
     }
     Ok((n * (1u64 << shift) as f64) as i64)
@@ -42,7 +42,7 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         "h" => n * 3600.0,
         _ => return Err(bad()),
     };
-    if !(secs > 0.0) {
+    if secs.is_nan() || secs <= 0.0 {
         return Err(bad());
     }
     Ok(Duration::from_secs_f64(secs))

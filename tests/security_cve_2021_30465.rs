@@ -77,12 +77,10 @@ fn racing_dir_symlink_swap_never_reaches_the_host() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (s2, r2) = (stop.clone(), root.clone());
     let swapper = std::thread::spawn(move || {
-        let a = std::ffi::CString::new(r2.join("mnt").to_str().unwrap()).unwrap();
-        let c = std::ffi::CString::new(r2.join("swp").to_str().unwrap()).unwrap();
+        let (a, c) = (r2.join("mnt"), r2.join("swp"));
         let mut n = 0u64;
         while !s2.load(std::sync::atomic::Ordering::Relaxed) {
-            // SAFETY: two valid paths; RENAME_EXCHANGE = 2.
-            unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, c.as_ptr(), 2) };
+            let _ = stele::sys::exchange(&a, &c);
             n += 1;
         }
         n

@@ -15,6 +15,9 @@ use super::v2::DevRule;
 use crate::error::{Context, Error, Result};
 
 const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_OBJ_PIN: libc::c_long = 6;
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_PROG_ATTACH: libc::c_long = 8;
 const BPF_PROG_DETACH: libc::c_long = 9;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
@@ -162,6 +165,85 @@ fn put_u64(a: &mut [u8], off: usize, v: u64) {
     a[off..off + 8].copy_from_slice(&v.to_ne_bytes());
 }
 
+/// Where loaded device programs are kept for the next start, when the host
+/// has a bpffs at /sys/fs/bpf (systemd mounts one at boot).
+const PIN_DIR: &str = "/sys/fs/bpf/stele";
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// The loaded program for `prog`. Loading runs the verifier (~0.4 ms here),
+/// so a program is pinned under [`PIN_DIR`] once and reused by every later
+/// container with the same device rules. The pin's name is only a hint: a
+/// pinned program is used only if it is a device program whose instructions,
+/// as the kernel holds them, are exactly `prog`'s; anything else (a name
+/// collision, a planted pin) is loaded afresh. No cryptographic hash on this
+/// path: its CPU-feature probing alone (cpuid traps in a VM) costs more than
+/// the lookup.
+fn load_cached(prog: &[Insn]) -> Result<OwnedFd> {
+    use std::hash::{Hash, Hasher};
+    let code: Vec<u8> = prog.iter().flat_map(|i| i.bytes()).collect();
+    let mut h = std::hash::DefaultHasher::new();
+    code.hash(&mut h);
+    let pin = format!("{PIN_DIR}/dev-{:016x}-{}", h.finish(), prog.len());
+    if let Some(fd) = obj_get(&pin).filter(|fd| holds_exactly(fd, &code)) {
+        return Ok(fd);
+    }
+    let fd = load(prog)?;
+    if let Err(e) = pin_at(&fd, &pin) {
+        crate::debug!("device filter not cached at {pin}: {e}");
+    }
+    Ok(fd)
+}
+
+fn c_path(p: &str) -> std::ffi::CString {
+    std::ffi::CString::new(p).unwrap_or_default()
+}
+
+fn obj_get(path: &str) -> Option<OwnedFd> {
+    let c = c_path(path);
+    let mut attr = [0u8; 128];
+    put_u64(&mut attr, 0, c.as_ptr() as u64);
+    // SAFETY: a new fd from the kernel.
+    bpf(BPF_OBJ_GET, &mut attr).ok().map(|fd| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Is `fd` a device program whose (translated) instructions are `code`?
+fn holds_exactly(fd: &OwnedFd, code: &[u8]) -> bool {
+    // struct bpf_prog_info: type u32 @0, xlated_prog_len u32 @20,
+    // xlated_prog_insns u64 @32.
+    let mut info = [0u8; 40];
+    let mut insns = vec![0u8; code.len()];
+    put_u32(&mut info, 20, insns.len() as u32);
+    put_u64(&mut info, 32, insns.as_mut_ptr() as u64);
+    let mut attr = [0u8; 128];
+    put_u32(&mut attr, 0, fd.as_raw_fd() as u32);
+    put_u32(&mut attr, 4, info.len() as u32);
+    put_u64(&mut attr, 8, info.as_mut_ptr() as u64);
+    if bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).is_err() {
+        return false;
+    }
+    let word = |off: usize| u32::from_ne_bytes([info[off], info[off + 1], info[off + 2], info[off + 3]]);
+    word(0) == BPF_PROG_TYPE_CGROUP_DEVICE && word(20) as usize == code.len() && insns == code
+}
+
+/// Pin `fd` at `path`, making the 0700 directory on a bpffs first. Two
+/// starts racing to pin the same program: one wins, the other gets EEXIST.
+fn pin_at(fd: &OwnedFd, path: &str) -> std::io::Result<()> {
+    let st = nix::sys::statfs::statfs("/sys/fs/bpf").map_err(std::io::Error::from)?;
+    if st.filesystem_type().0 as i64 != BPF_FS_MAGIC {
+        return Err(std::io::Error::other("/sys/fs/bpf is not a bpffs"));
+    }
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o700).create(PIN_DIR) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    let c = c_path(path);
+    let mut attr = [0u8; 128];
+    put_u64(&mut attr, 0, c.as_ptr() as u64);
+    put_u32(&mut attr, 8, fd.as_raw_fd() as u32);
+    bpf(BPF_OBJ_PIN, &mut attr).map(|_| ())
+}
+
 fn load(prog: &[Insn]) -> Result<OwnedFd> {
     // Without a verifier log first: formatting the log is a third of the
     // load's cost. Only a failed load is repeated with the log, for the error.
@@ -213,14 +295,33 @@ fn attached(cg: &OwnedFd) -> Vec<u32> {
 /// How many device programs are attached to the cgroup (tests).
 #[cfg(test)]
 pub fn attached_count(leaf: &Path) -> usize {
-    std::fs::File::open(leaf).map(|f| attached(&OwnedFd::from(f)).len()).unwrap_or(0)
+    attached_ids(leaf).len()
+}
+
+/// Ids of the device programs attached to the cgroup (tests).
+#[cfg(test)]
+pub fn attached_ids(leaf: &Path) -> Vec<u32> {
+    std::fs::File::open(leaf).map(|f| attached(&OwnedFd::from(f))).unwrap_or_default()
+}
+
+/// The id of the program pinned at `path` (tests).
+#[cfg(test)]
+pub fn pinned_id(path: &Path) -> Option<u32> {
+    let fd = obj_get(path.to_str()?)?;
+    let mut info = [0u8; 16];
+    let mut attr = [0u8; 128];
+    put_u32(&mut attr, 0, fd.as_raw_fd() as u32);
+    put_u32(&mut attr, 4, info.len() as u32);
+    put_u64(&mut attr, 8, info.as_mut_ptr() as u64);
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).ok()?;
+    Some(u32::from_ne_bytes(info[4..8].try_into().ok()?))
 }
 
 /// Install the device rules on a v2 cgroup, replacing the programs attached before.
 pub fn apply_device_rules(leaf: &Path, rules: &[DevRule]) -> Result<()> {
     let cg = OwnedFd::from(std::fs::File::open(leaf).with_ctx(|| format!("open {}", leaf.display()))?);
     let old = attached(&cg);
-    let prog = load(&compile(rules))?;
+    let prog = load_cached(&compile(rules))?;
     let mut attr = [0u8; 128];
     put_u32(&mut attr, 0, cg.as_raw_fd() as u32);
     put_u32(&mut attr, 4, prog.as_raw_fd() as u32);

@@ -401,6 +401,13 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Are device rules written file by file (the v1 devices controller)?
+    /// A process in the cgroup that creates device nodes while they are
+    /// half-written may be refused; the cgroup2 program is attached at once.
+    pub fn devices_written_in_steps(&self) -> bool {
+        self.v1_has("devices")
+    }
+
     fn v1_has(&self, ctrl: &str) -> bool {
         self.v1_dir(ctrl).is_some()
     }

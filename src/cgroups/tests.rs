@@ -560,6 +560,7 @@ fn v2_pure_hierarchy() {
         .args(["-m", "--propagation", "private", "sh", "-c"])
         .arg(
             "umount -R /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && \
+             mount -t bpf bpf /sys/fs/bpf && \
              exec \"$0\" --exact cgroups::tests::v2_child --ignored --nocapture --test-threads=1",
         )
         .arg(exe)
@@ -639,6 +640,21 @@ fn v2_child() {
     let out = probe.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "null-ok\nkmsg-denied\n");
     assert_eq!(bpf::attached_count(&leaf), 1);
+    // The program was pinned for the next container with the same rules.
+    let pins = || -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir("/sys/fs/bpf/stele").unwrap().map(|e| e.unwrap().path()).collect();
+        v.sort();
+        v
+    };
+    let deny_pin = match pins().as_slice() {
+        [p] => p.clone(),
+        other => panic!("expected one pinned program, got {other:?}"),
+    };
+    assert_eq!(bpf::attached_ids(&leaf), [bpf::pinned_id(&deny_pin).unwrap()]);
+    let same = Cgroup::create("y", Some(&format!("/{top}/same")), false, Some(&r)).expect("create v2");
+    let same_leaf = same.v2.clone().unwrap();
+    assert_eq!(bpf::attached_ids(&same_leaf), bpf::attached_ids(&leaf), "the pinned program is reused");
+    same.destroy().unwrap();
     // update with devices replaces the filter
     cg.update(&res(serde_json::json!({"devices": [{"allow": true, "access": "rwm"}]}))).unwrap();
     assert_eq!(bpf::attached_count(&leaf), 1);
@@ -648,6 +664,21 @@ fn v2_child() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    // A pinned program that does not match its name is never used: put the
+    // allow-all program in the place of the default rules' one.
+    let allow_pin = pins().into_iter().find(|p| *p != deny_pin).expect("allow-all program pinned");
+    std::fs::remove_file(&deny_pin).unwrap();
+    std::fs::rename(&allow_pin, &deny_pin).unwrap();
+    let fresh = Cgroup::create("z", Some(&format!("/{top}/fresh")), false, Some(&r)).expect("create v2");
+    let fresh_leaf = fresh.v2.clone().unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("echo $$ > {}/cgroup.procs; (: </dev/kmsg) 2>/dev/null || echo kmsg-denied", fresh_leaf.display()))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "kmsg-denied\n", "a tampered pin must not be used");
+    assert_ne!(bpf::attached_ids(&fresh_leaf), [bpf::pinned_id(&deny_pin).unwrap()]);
+    fresh.destroy().unwrap();
 
     let child = sleeper();
     let pid = child.id() as i32;

@@ -2,35 +2,49 @@
 //! (most often the same default one for every container) is compiled once
 //! per stele binary, not on every start (~0.2-0.3 ms saved per start).
 //!
-//! The key is a SHA-256 of the profile's JSON and of the running binary's
-//! identity (device, inode, size, mtime of /proc/self/exe): a new stele build
-//! never reads programs an older one compiled. Entries are written to a
-//! temp file and renamed; anything that does not decode exactly is ignored
-//! and recompiled. The directory is the runtime's own (root only).
+//! An entry holds the profile's JSON and the identity of the binary that
+//! compiled it (device, inode, size, mtime of /proc/self/exe) next to the
+//! program, and is used only if both are exactly those of this start: a new
+//! stele build never reads programs an older one compiled, and a profile
+//! crafted to collide with another's file name gets a miss, never the other
+//! program. The file name is a hash of the same bytes (std's SipHash: no
+//! cryptographic hash is needed when the content is compared, and SHA-256's
+//! CPU-feature probing alone costs tens of microseconds in a VM). Entries are
+//! written to a temp file and renamed; anything that does not decode exactly
+//! is ignored and recompiled. The directory is the runtime's own (root only).
 
 use super::{compile, Program};
 use crate::error::Result;
 use oci_spec::runtime::LinuxSeccomp;
-use sha2::{Digest, Sha256};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-const MAGIC: &[u8; 8] = b"STELESC1";
+const MAGIC: &[u8; 8] = b"STELESC2";
 
-fn key(profile: &LinuxSeccomp) -> Option<String> {
+/// What an entry must match: the profile's JSON and the binary's identity.
+fn identity(profile: &LinuxSeccomp) -> Option<Vec<u8>> {
     let exe = std::fs::metadata("/proc/self/exe").ok()?;
-    let mut h = Sha256::new();
-    h.update(serde_json::to_vec(profile).ok()?);
+    let mut id = serde_json::to_vec(profile).ok()?;
     for v in [exe.dev(), exe.ino(), exe.size(), exe.mtime() as u64, exe.mtime_nsec() as u64] {
-        h.update(v.to_le_bytes());
+        id.extend_from_slice(&v.to_le_bytes());
     }
-    Some(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Some(id)
 }
 
-fn encode(p: &Program) -> Vec<u8> {
-    let mut out = Vec::with_capacity(24 + p.filter.len() * 8);
+fn file_name(id: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    id.hash(&mut h);
+    format!("{:016x}-{}", h.finish(), id.len())
+}
+
+fn encode(p: &Program, id: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(28 + id.len() + p.filter.len() * 8);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(p.flags as u64).to_le_bytes());
+    out.extend_from_slice(&(id.len() as u32).to_le_bytes());
+    out.extend_from_slice(id);
+    let flags: u64 = p.flags as _;
+    out.extend_from_slice(&flags.to_le_bytes());
     out.push(p.listener as u8);
     out.extend_from_slice(&(p.filter.len() as u32).to_le_bytes());
     for i in &p.filter {
@@ -42,8 +56,10 @@ fn encode(p: &Program) -> Vec<u8> {
     out
 }
 
-fn decode(b: &[u8]) -> Option<Program> {
+fn decode(b: &[u8], id: &[u8]) -> Option<Program> {
     let rest = b.strip_prefix(MAGIC.as_slice())?;
+    let n = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let rest = rest.get(4..)?.strip_prefix(id).filter(|_| n == id.len())?;
     let flags = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
     let listener = match *rest.get(8)? {
         0 => false,
@@ -70,15 +86,16 @@ fn decode(b: &[u8]) -> Option<Program> {
 /// [`compile`], through the cache in `dir` (created if missing). A cache
 /// that cannot be read or written only costs the compile.
 pub fn compile_cached(profile: &LinuxSeccomp, dir: &Path) -> Result<Program> {
-    let Some(k) = key(profile) else { return compile(profile) };
-    let path = dir.join(&k);
-    if let Some(p) = std::fs::read(&path).ok().as_deref().and_then(decode) {
+    let Some(id) = identity(profile) else { return compile(profile) };
+    let name = file_name(&id);
+    let path = dir.join(&name);
+    if let Some(p) = std::fs::read(&path).ok().and_then(|b| decode(&b, &id)) {
         return Ok(p);
     }
     let p = compile(profile)?;
     if std::fs::create_dir_all(dir).is_ok() {
-        let tmp = dir.join(format!(".{k}.{}", std::process::id()));
-        if std::fs::write(&tmp, encode(&p)).is_ok() && std::fs::rename(&tmp, &path).is_err() {
+        let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+        if std::fs::write(&tmp, encode(&p, &id)).is_ok() && std::fs::rename(&tmp, &path).is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
     }
@@ -97,14 +114,24 @@ mod tests {
         let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
         assert_eq!(files.len(), 1, "one entry, no temp files");
         let b = compile_cached(&profile, &dir).unwrap();
-        assert_eq!(encode(&a), encode(&b));
+        let id = identity(&profile).unwrap();
+        assert_eq!(encode(&a, &id), encode(&b, &id));
         let direct = compile(&profile).unwrap();
-        assert_eq!(encode(&a), encode(&direct));
+        assert_eq!(encode(&a, &id), encode(&direct, &id));
         // a damaged entry is ignored, not trusted
-        std::fs::write(files[0].path(), b"STELESC1garbage").unwrap();
+        std::fs::write(files[0].path(), b"STELESC2garbage").unwrap();
         let c = compile_cached(&profile, &dir).unwrap();
-        assert_eq!(encode(&c), encode(&direct));
-        assert!(decode(b"nope").is_none());
+        assert_eq!(encode(&c, &id), encode(&direct, &id));
+        assert!(decode(b"nope", &id).is_none());
+        // an entry compiled from another profile, under this profile's name
+        // (a crafted collision), is a miss: the other program is never used
+        let mut other = profile.clone();
+        other.set_default_action(oci_spec::runtime::LinuxSeccompAction::ScmpActAllow);
+        let other_prog = compile(&other).unwrap();
+        std::fs::write(files[0].path(), encode(&other_prog, &identity(&other).unwrap())).unwrap();
+        let d = compile_cached(&profile, &dir).unwrap();
+        assert_eq!(encode(&d, &id), encode(&direct, &id));
+        assert_ne!(encode(&other_prog, &id), encode(&direct, &id));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
