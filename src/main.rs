@@ -2,7 +2,7 @@
 
 mod cli;
 
-use clap::Parser;
+use cli::parse::Stop;
 use stele::log;
 
 #[global_allocator]
@@ -10,20 +10,24 @@ static ALLOC: stele::arena::Arena = stele::arena::Arena::new();
 
 fn main() {
     log::mark_start();
-    // Inherited fds must not leak into hooks or the container: everything
-    // above stdio becomes close-on-exec, except what --preserve-fds keeps.
-    let args = cli::argv::normalize(std::env::args().collect());
-    let keep = preserve_fds(&args);
-    let _ = stele::sys::cloexec_from(3 + keep);
-
-    let parsed = match cli::Cli::try_parse_from(&args) {
+    let args: Vec<String> = std::env::args().collect();
+    let parsed = match cli::Cli::parse(&args) {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
-            let _ = e.print();
-            std::process::exit(code);
+        Err(Stop::Help(text)) => {
+            use std::io::Write;
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            std::process::exit(0);
+        }
+        Err(Stop::Usage(msg)) => {
+            eprintln!("stele: {msg}");
+            std::process::exit(1);
         }
     };
+    // Inherited fds must not leak into hooks or the container: everything
+    // above stdio becomes close-on-exec, except what --preserve-fds keeps
+    // (parsing touches no fd).
+    let _ = stele::sys::cloexec_from(3 + parsed.preserve_fds());
+
     let format = if parsed.log_format == "json" { log::Format::Json } else { log::Format::Text };
     let file = parsed.log.as_ref().and_then(|p| {
         std::fs::OpenOptions::new().create(true).append(true).open(p).ok()
@@ -46,21 +50,4 @@ fn main() {
             std::process::exit(code);
         }
     }
-}
-
-/// The --preserve-fds value, read before clap so that no fd is lost.
-fn preserve_fds(args: &[String]) -> u32 {
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--" {
-            break;
-        }
-        if let Some(v) = a.strip_prefix("--preserve-fds=") {
-            return v.parse().unwrap_or(0);
-        }
-        if a == "--preserve-fds" {
-            return it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-        }
-    }
-    0
 }

@@ -1,45 +1,11 @@
 //! `stele image …`, `stele bundle create`, `stele verify --bundle`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use super::args::{BundleCreate, ImageCmd};
 
 use stele::image::bundle::{create_bundle, BundleOptions};
 use stele::image::{ImportOptions, Limits, Report, Store};
-
-#[derive(clap::Subcommand, Debug)]
-pub enum ImageCmd {
-    /// Import an image: oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG], docker-archive:FILE
-    Import {
-        reference: String,
-        /// Name to store the image under (default: the source's own name, else REF)
-        #[arg(long)]
-        name: Option<String>,
-        /// Allow block/character device nodes in layers
-        #[arg(long)]
-        allow_devices: bool,
-    },
-    /// List stored images
-    Ls,
-    /// Show a stored image's record (JSON)
-    Inspect { name: String },
-    /// Remove an image record (layers go with `image gc`)
-    Rm { name: String },
-    /// Remove layers and configs no image refers to
-    Gc,
-    /// Recompute every layer's tree digest and report drifted paths
-    Verify { name: String },
-}
-
-#[derive(clap::Args, Debug)]
-pub struct BundleCreate {
-    /// Stored image name, or a reference to import first
-    #[arg(long)]
-    pub image: String,
-    /// Write a plain merged rootfs instead of referring to the store layers
-    #[arg(long)]
-    pub flatten: bool,
-    /// Bundle directory (created)
-    pub dir: PathBuf,
-}
 
 fn print_report(rep: &Report) -> i32 {
     for (dir, d) in &rep.drift {

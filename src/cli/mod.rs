@@ -1,6 +1,6 @@
-//! The command line: runc's global flags and subcommands, parsed with clap
-//! after Go-style argv normalisation; each command calls the library and
-//! prints the result the way runc does.
+//! The command line: runc's global flags and subcommands (tables and typed
+//! settings in `args`, the parser in `parse`); each command calls the
+//! library and prints the result the way runc does.
 
 /// Print to stdout, ignoring a closed pipe (`stele list | head`).
 macro_rules! out {
@@ -14,390 +14,14 @@ macro_rules! outln {
     }};
 }
 
-pub mod argv;
+pub mod args;
 pub mod image;
+pub mod parse;
 
-use clap::{Args, Parser, Subcommand};
-use stele::container::{self, CreateOpts, Globals};
+pub use args::*;
+use stele::container::{self, Globals};
 use stele::{bail, Context, Error, Result};
 use std::io::Write;
-use std::path::PathBuf;
-
-#[derive(Parser, Debug)]
-#[command(name = "stele", version = None, disable_version_flag = true,
-          about = "stele: an OCI container runtime for immutable infrastructure")]
-pub struct Cli {
-    /// root directory for storage of container state
-    #[arg(long, global = true, default_value = stele::state::DEFAULT_ROOT)]
-    pub root: PathBuf,
-    /// set the log file to write runtime logs to (default: stderr)
-    #[arg(long, global = true)]
-    pub log: Option<PathBuf>,
-    /// set the log format ('text' or 'json')
-    #[arg(long = "log-format", global = true, default_value = "text")]
-    pub log_format: String,
-    /// enable debug logging
-    #[arg(long, global = true)]
-    pub debug: bool,
-    /// use systemd cgroup paths (slice:prefix:name)
-    #[arg(long = "systemd-cgroup", global = true)]
-    pub systemd_cgroup: bool,
-    /// ignored: stele runs as root (accepted for runc compatibility)
-    #[arg(long, global = true, require_equals = true, num_args = 0..=1, default_missing_value = "true")]
-    pub rootless: Option<String>,
-    /// ignored (runc compatibility)
-    #[arg(long, global = true, hide = true)]
-    pub criu: Option<String>,
-    /// image and layer store
-    #[arg(long, global = true, default_value = stele::image::DEFAULT_STORE)]
-    pub store: PathBuf,
-    /// print the version
-    #[arg(short = 'v', long)]
-    pub version: bool,
-    #[command(subcommand)]
-    pub cmd: Option<Cmd>,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct CreateArgs {
-    /// path to the root of the bundle directory
-    #[arg(short = 'b', long, default_value = ".")]
-    pub bundle: PathBuf,
-    /// path to an AF_UNIX socket which will receive the pty master
-    #[arg(long = "console-socket")]
-    pub console_socket: Option<PathBuf>,
-    /// file to write the container's init pid to
-    #[arg(long = "pid-file")]
-    pub pid_file: Option<PathBuf>,
-    /// do not use pivot_root (move the root and chroot instead)
-    #[arg(long = "no-pivot")]
-    pub no_pivot: bool,
-    /// accepted for runc compatibility (stele does not create session keyrings)
-    #[arg(long = "no-new-keyring")]
-    pub no_new_keyring: bool,
-    /// pass N additional fds (3 .. 3+N-1) to the container
-    #[arg(long = "preserve-fds", default_value_t = 0)]
-    pub preserve_fds: u32,
-    /// accepted for runc compatibility
-    #[arg(long = "pidfd-socket", hide = true)]
-    pub pidfd_socket: Option<PathBuf>,
-}
-
-impl CreateArgs {
-    fn opts(&self) -> CreateOpts {
-        CreateOpts {
-            bundle: self.bundle.clone(),
-            pid_file: self.pid_file.clone(),
-            console_socket: self.console_socket.clone(),
-            no_pivot: self.no_pivot,
-            preserve_fds: self.preserve_fds,
-            die_with_parent: false,
-            console_fd: None,
-        }
-    }
-}
-
-#[derive(Subcommand, Debug)]
-pub enum Cmd {
-    /// create a container
-    Create {
-        #[command(flatten)]
-        a: CreateArgs,
-        id: String,
-    },
-    /// start a created container
-    Start { id: String },
-    /// create and start a container, wait for it and exit with its status
-    Run {
-        #[command(flatten)]
-        a: CreateArgs,
-        /// detach from the container's process
-        #[arg(short = 'd', long)]
-        detach: bool,
-        /// do not delete the container after it exits
-        #[arg(long)]
-        keep: bool,
-        /// accepted for runc compatibility
-        #[arg(long = "no-subreaper")]
-        no_subreaper: bool,
-        #[command(flatten)]
-        sandbox: SandboxArgs,
-        /// the container id (runc form: stele run [-b DIR] ID)
-        id: Option<String>,
-        /// with --image: the command to run, after --
-        #[arg(last = true)]
-        command: Vec<String>,
-    },
-    /// run a process in a running container
-    Exec(ExecArgs),
-    /// output the state of a container
-    State { id: String },
-    /// send a signal to the container's init (default TERM)
-    Kill {
-        /// send the signal to all processes in the container
-        #[arg(short = 'a', long)]
-        all: bool,
-        id: String,
-        signal: Option<String>,
-    },
-    /// delete a container and everything it holds
-    Delete {
-        /// kill the container first if it is running
-        #[arg(short = 'f', long)]
-        force: bool,
-        id: String,
-    },
-    /// list containers
-    List {
-        /// table or json
-        #[arg(short = 'f', long, default_value = "table")]
-        format: String,
-        /// print only the ids
-        #[arg(short = 'q', long)]
-        quiet: bool,
-    },
-    /// list the processes of a container
-    Ps {
-        /// table or json
-        #[arg(short = 'f', long, default_value = "table")]
-        format: String,
-        id: String,
-        /// options for ps(1) (default -ef)
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        ps_args: Vec<String>,
-    },
-    /// suspend all processes of a container
-    Pause { id: String },
-    /// resume a paused container
-    Resume { id: String },
-    /// update a container's resource limits
-    Update(UpdateArgs),
-    /// show container events and resource statistics
-    Events {
-        /// print one stats record and exit
-        #[arg(long)]
-        stats: bool,
-        /// stats interval (Go duration: 5s, 500ms, 1m)
-        #[arg(long, default_value = "5s")]
-        interval: String,
-        id: String,
-    },
-    /// write a default config.json
-    Spec {
-        /// bundle directory to write config.json into
-        #[arg(short = 'b', long, default_value = ".")]
-        bundle: PathBuf,
-    },
-    /// show what this runtime supports (runtime-spec features JSON)
-    Features,
-    /// import, list, inspect, verify and remove OCI images in the layer store
-    #[command(subcommand)]
-    Image(image::ImageCmd),
-    /// make OCI bundles from images
-    #[command(subcommand)]
-    Bundle(BundleCmd),
-    /// check that a bundle's root filesystem has not drifted from its image
-    Verify {
-        /// the bundle directory
-        #[arg(short = 'b', long)]
-        bundle: PathBuf,
-    },
-}
-
-/// `stele run --image REF [options] -- CMD`: the CI sandbox.
-#[derive(Args, Debug, Default)]
-pub struct SandboxArgs {
-    /// run CMD in a throw-away read-only container of this image (`host`: the host's root, read-only)
-    #[arg(long)]
-    pub image: Option<String>,
-    /// bind SRC:DST[:ro|rw] (rw never into an image)
-    #[arg(long)]
-    pub bind: Vec<String>,
-    /// a tmpfs at DST[:size=N]
-    #[arg(long)]
-    pub tmpfs: Vec<String>,
-    /// working directory inside
-    #[arg(short = 'w', long)]
-    pub workdir: Option<String>,
-    /// set an environment variable KEY=VALUE
-    #[arg(short = 'e', long)]
-    pub env: Vec<String>,
-    /// read KEY=VALUE lines from a file
-    #[arg(long = "env-file")]
-    pub env_file: Vec<PathBuf>,
-    /// UID[:GID]
-    #[arg(short = 'u', long)]
-    pub user: Option<String>,
-    /// hostname inside (default stele-sandbox)
-    #[arg(long)]
-    pub hostname: Option<String>,
-    /// none (loopback only, default) or host
-    #[arg(long, default_value = "none")]
-    pub net: String,
-    /// memory limit (e.g. 512m, 2g)
-    #[arg(long)]
-    pub memory: Option<String>,
-    /// maximum number of processes
-    #[arg(long)]
-    pub pids: Option<i64>,
-    /// CPU limit in cores (e.g. 1.5)
-    #[arg(long)]
-    pub cpus: Option<f64>,
-    /// kill the job after this long (e.g. 30s, 10m) and exit 124
-    #[arg(long)]
-    pub timeout: Option<String>,
-    /// default, unconfined or a profile file
-    #[arg(long, default_value = "default")]
-    pub seccomp: String,
-    #[arg(long = "cap-add")]
-    pub cap_add: Vec<String>,
-    #[arg(long = "cap-drop")]
-    pub cap_drop: Vec<String>,
-    /// a name for the container (default: generated)
-    #[arg(long)]
-    pub name: Option<String>,
-    /// pass stdin to the job
-    #[arg(short = 'i', long)]
-    pub interactive: bool,
-    /// give the job a terminal (the default when stdin is one)
-    #[arg(short = 't', long)]
-    pub tty: bool,
-    /// a throw-away writable layer over the root (on tmpfs, discarded at the end)
-    #[arg(long)]
-    pub writable: bool,
-    /// write the job's exit code, signal, OOM, timeout, wall time, peak memory and CPU time here
-    #[arg(long = "json-status")]
-    pub json_status: Option<PathBuf>,
-}
-
-impl SandboxArgs {
-    fn options(&self, image: String, command: Vec<String>) -> Result<stele::sandbox::Options> {
-        use stele::units::{parse_duration, parse_size};
-        Ok(stele::sandbox::Options {
-            image,
-            command,
-            binds: self.bind.clone(),
-            tmpfs: self.tmpfs.clone(),
-            workdir: self.workdir.clone(),
-            env: self.env.clone(),
-            env_files: self.env_file.clone(),
-            user: self.user.clone(),
-            hostname: self.hostname.clone(),
-            net: self.net.clone(),
-            memory: self.memory.as_deref().map(|m| parse_size(m, false)).transpose().ctx("--memory")?,
-            pids: self.pids,
-            cpus: self.cpus,
-            timeout: self.timeout.as_deref().map(parse_duration).transpose().ctx("--timeout")?,
-            seccomp: self.seccomp.clone(),
-            cap_add: self.cap_add.clone(),
-            cap_drop: self.cap_drop.clone(),
-            name: self.name.clone(),
-            interactive: self.interactive,
-            collect_stats: self.json_status.is_some(),
-            tty: self.tty,
-            writable: self.writable,
-        })
-    }
-}
-
-#[derive(Args, Debug)]
-pub struct ExecArgs {
-    /// path to a process.json
-    #[arg(short = 'p', long)]
-    pub process: Option<PathBuf>,
-    /// detach from the process
-    #[arg(short = 'd', long)]
-    pub detach: bool,
-    /// file to write the process's pid to
-    #[arg(long = "pid-file")]
-    pub pid_file: Option<PathBuf>,
-    /// path to an AF_UNIX socket which will receive the pty master
-    #[arg(long = "console-socket")]
-    pub console_socket: Option<PathBuf>,
-    /// allocate a pseudo-TTY
-    #[arg(short = 't', long)]
-    pub tty: bool,
-    /// current working directory in the container
-    #[arg(long)]
-    pub cwd: Option<String>,
-    /// set environment variables (KEY=VALUE)
-    #[arg(short = 'e', long)]
-    pub env: Vec<String>,
-    /// UID[:GID] to run as
-    #[arg(short = 'u', long)]
-    pub user: Option<String>,
-    /// additional gids
-    #[arg(short = 'g', long = "additional-gids")]
-    pub additional_gids: Vec<u32>,
-    /// add a capability to the process
-    #[arg(short = 'c', long)]
-    pub cap: Vec<String>,
-    /// set no_new_privs
-    #[arg(long = "no-new-privs")]
-    pub no_new_privs: bool,
-    /// pass N additional fds (3 .. 3+N-1)
-    #[arg(long = "preserve-fds", default_value_t = 0)]
-    pub preserve_fds: u32,
-    /// allow exec in a paused container
-    #[arg(long = "ignore-paused")]
-    pub ignore_paused: bool,
-    /// accepted for runc compatibility
-    #[arg(long = "process-label", hide = true)]
-    pub process_label: Option<String>,
-    /// accepted for runc compatibility
-    #[arg(long = "apparmor", hide = true)]
-    pub apparmor: Option<String>,
-    /// accepted for runc compatibility
-    #[arg(long = "pidfd-socket", hide = true)]
-    pub pidfd_socket: Option<PathBuf>,
-    /// accepted for runc compatibility
-    #[arg(long = "cgroup", hide = true)]
-    pub cgroup: Vec<String>,
-    pub id: String,
-    /// the command and its arguments
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct UpdateArgs {
-    /// LinuxResources JSON from a file, or - for stdin
-    #[arg(short = 'r', long)]
-    pub resources: Option<String>,
-    #[arg(long = "blkio-weight")]
-    pub blkio_weight: Option<u16>,
-    #[arg(long = "cpu-period")]
-    pub cpu_period: Option<u64>,
-    #[arg(long = "cpu-quota")]
-    pub cpu_quota: Option<i64>,
-    #[arg(long = "cpu-share")]
-    pub cpu_share: Option<u64>,
-    #[arg(long = "cpu-rt-period")]
-    pub cpu_rt_period: Option<u64>,
-    #[arg(long = "cpu-rt-runtime")]
-    pub cpu_rt_runtime: Option<i64>,
-    #[arg(long = "cpuset-cpus")]
-    pub cpuset_cpus: Option<String>,
-    #[arg(long = "cpuset-mems")]
-    pub cpuset_mems: Option<String>,
-    #[arg(long = "kernel-memory", hide = true)]
-    pub kernel_memory: Option<String>,
-    #[arg(long = "kernel-memory-tcp", hide = true)]
-    pub kernel_memory_tcp: Option<String>,
-    #[arg(long)]
-    pub memory: Option<String>,
-    #[arg(long = "memory-reservation")]
-    pub memory_reservation: Option<String>,
-    #[arg(long = "memory-swap")]
-    pub memory_swap: Option<String>,
-    #[arg(long = "pids-limit")]
-    pub pids_limit: Option<i64>,
-    #[arg(long = "l3-cache-schema", hide = true)]
-    pub l3_cache_schema: Option<String>,
-    #[arg(long = "mem-bw-schema", hide = true)]
-    pub mem_bw_schema: Option<String>,
-    pub id: String,
-}
 
 impl UpdateArgs {
     fn resources(&self) -> Result<oci_spec::runtime::LinuxResources> {
@@ -441,12 +65,6 @@ impl UpdateArgs {
     }
 }
 
-
-#[derive(Subcommand, Debug)]
-pub enum BundleCmd {
-    /// write DIR/config.json (and DIR/rootfs) from an image
-    Create(image::BundleCreate),
-}
 
 fn print_json_pretty(v: &serde_json::Value) -> Result<()> {
     let s = serde_json::to_string_pretty(v).map_err(|e| Error::msg(e.to_string()))?;
@@ -493,51 +111,23 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         bail!("no command given; see `stele --help`");
     };
     match cmd {
-        Cmd::Create { a, id } => container::create(&g, &id, &a.opts()).map(|_| 0),
+        Cmd::Create { id, opts } => container::create(&g, &id, &opts).map(|_| 0),
         Cmd::Start { id } => container::start(&g, &id).map(|_| 0),
-        Cmd::Run { a, detach, keep: _, no_subreaper: _, sandbox, id, command } => {
-            let Some(image) = sandbox.image.clone() else {
-                let Some(id) = id else { bail!("run: a container id is required (or --image REF -- CMD)") };
-                if !command.is_empty() {
-                    bail!("run: a command after -- needs --image");
-                }
-                return container::run(&g, &id, &a.opts(), detach);
-            };
-            // `run --image REF CMD...` without `--` also works: the id slot holds CMD's first word.
-            let mut cmd = command;
-            if let Some(first) = id {
-                cmd.insert(0, first);
-            }
-            let o = sandbox.options(image, cmd)?;
-            let out = stele::sandbox::run(&g, &o)?;
+        Cmd::Run { id, opts, detach } => container::run(&g, &id, &opts, detach),
+        Cmd::Sandbox { opts, json_status } => {
+            let out = stele::sandbox::run(&g, &opts)?;
             if out.timed_out {
-                eprintln!("stele: the job ran longer than --timeout {} and was killed", sandbox.timeout.as_deref().unwrap_or(""));
+                eprintln!("stele: the job ran longer than --timeout {:?} and was killed", opts.timeout.unwrap_or_default());
             }
-            if let Some(p) = &sandbox.json_status {
+            if let Some(p) = &json_status {
                 let v = stele::sandbox::status_json(&out);
                 std::fs::write(p, format!("{v}\n")).with_ctx(|| format!("--json-status {}", p.display()))?;
             }
             Ok(out.code)
         }
-        Cmd::Exec(a) => {
-            let o = container::ExecOpts {
-                process_file: a.process,
-                args: a.command,
-                detach: a.detach,
-                pid_file: a.pid_file,
-                console_socket: a.console_socket,
-                tty: a.tty,
-                cwd: a.cwd,
-                env: a.env,
-                user: a.user,
-                additional_gids: a.additional_gids,
-                caps: a.cap,
-                no_new_privs: a.no_new_privs,
-                preserve_fds: a.preserve_fds,
-                ignore_paused: a.ignore_paused,
-            };
+        Cmd::Exec { id, opts } => {
             // runc: every exec failure exits 255, "exec failed: ..."
-            container::exec(&g, &a.id, &o).map_err(|e| Error::Exit(255, format!("exec failed: {e}")))
+            container::exec(&g, &id, &opts).map_err(|e| Error::Exit(255, format!("exec failed: {e}")))
         }
         Cmd::State { id } => {
             let v = container::state(&g, &id)?;
