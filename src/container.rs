@@ -207,6 +207,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
         close_in_child: &[entry.lock_fd()],
         resources: linux.and_then(|l| l.resources().as_ref()),
         state_json: &state_json,
+        start_early: job.is_some() && spec.hooks().is_none(),
     });
     let spawned = match spawned {
         Ok(s) => s,

@@ -80,6 +80,12 @@ pub struct SpawnOpts<'a> {
     pub close_in_child: &'a [RawFd],
     /// The state JSON hooks receive (status "creating", pid filled in).
     pub state_json: &'a dyn Fn(i32) -> serde_json::Value,
+    /// With [`StartVia::Socket`] and no prestart/createRuntime hooks: send
+    /// Start right behind Go, so that the init goes on to exec as soon as
+    /// it is ready instead of waiting for the runtime once more (a sandbox
+    /// job; fewer wake-ups on a busy host). It still cannot exec before Go,
+    /// that is, before its cgroup's limits and device rules are in place.
+    pub start_early: bool,
 }
 
 /// A container init that has reported ready.
@@ -87,6 +93,8 @@ pub struct Spawned {
     pub pid: i32,
     pub pidfd: OwnedFd,
     sock: OwnedFd,
+    /// Start went out with Go (`SpawnOpts::start_early`).
+    start_sent: bool,
 }
 
 fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
@@ -294,7 +302,7 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
             drop(csock);
             drop(join);
             drop(o.console_socket.take());
-            let sp = Spawned { pid, pidfd, sock: psock };
+            let sp = Spawned { pid, pidfd, sock: psock, start_sent: o.start_early && o.start_via == StartVia::Socket };
             match drive(&sp, &o) {
                 Ok(()) => Ok(sp),
                 Err(e) => {
@@ -321,6 +329,9 @@ fn drive(sp: &Spawned, o: &SpawnOpts) -> Result<()> {
             return Err(Error::Msg(String::from_utf8_lossy(&m).into_owned()));
         }
         return Err(e);
+    }
+    if sp.start_sent {
+        send(sp.sock.as_raw_fd(), MSG_START, &[])?;
     }
     loop {
         match recv(sp.sock.as_raw_fd())? {
@@ -353,6 +364,9 @@ impl Spawned {
 
     /// Let the init go on to exec (see [`Spawned::wait_exec`]).
     pub fn send_start(&self) -> Result<()> {
+        if self.start_sent {
+            return Ok(());
+        }
         send(self.sock.as_raw_fd(), MSG_START, &[])
     }
 
@@ -851,7 +865,7 @@ pub fn spawn_exec(mut o: ExecOpts) -> Result<Spawned> {
             drop(csock);
             drop(o.console_socket.take());
             drop(join);
-            let sp = Spawned { pid, pidfd, sock: psock };
+            let sp = Spawned { pid, pidfd, sock: psock, start_sent: false };
             let driven = (|| {
                 send(sp.sock.as_raw_fd(), MSG_GO, sp.pid.to_string().as_bytes())?;
                 match recv(sp.sock.as_raw_fd())? {
