@@ -270,7 +270,13 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<()> {
 }
 
 fn spec_of(st: &State) -> Option<oci_spec::runtime::Spec> {
-    serde_json::from_value(st.config.clone()).ok()
+    serde::Deserialize::deserialize(&st.config).ok()
+}
+
+/// The spec, to run its hooks: None, and nothing parsed, when it has none.
+fn spec_with_hooks(st: &State) -> Option<oci_spec::runtime::Spec> {
+    st.config.get("hooks").filter(|h| !h.is_null())?;
+    spec_of(st)
 }
 
 /// `start`: release a created container's init to exec its process.
@@ -321,7 +327,7 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
     let _ = std::fs::remove_file(&fifo);
     st.started = true;
     entry.save(&st)?;
-    if let Some(spec) = spec_of(&st) {
+    if let Some(spec) = spec_with_hooks(&st) {
         if let Err(e) = hooks::run(&spec, Kind::Poststart, &st.to_oci_json(Status::Running)) {
             crate::warn!("{e}");
         }
@@ -419,7 +425,7 @@ fn start_spawned(entry: &Entry, st: &State, sp: &process::Spawned, o: &CreateOpt
         let _ = std::fs::remove_dir_all(&entry.dir);
         return Err(e);
     }
-    if let Some(spec) = spec_of(st) {
+    if let Some(spec) = spec_with_hooks(st) {
         if let Err(e) = hooks::run(&spec, Kind::Poststart, &st.to_oci_json(Status::Running)) {
             crate::warn!("{e}");
         }
@@ -529,7 +535,7 @@ fn destroy(g: &Globals, id: &str, st: &State) -> Result<()> {
     if let Some(cg) = &st.cgroup {
         cg.destroy()?;
     }
-    if let Some(spec) = spec_of(st) {
+    if let Some(spec) = spec_with_hooks(st) {
         if let Err(e) = hooks::run(&spec, Kind::Poststop, &st.to_oci_json(Status::Stopped)) {
             crate::warn!("{e}");
         }

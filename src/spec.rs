@@ -35,7 +35,9 @@ pub fn parse(bytes: &[u8]) -> Result<Spec> {
 
 /// [`parse`] for a config built in memory (the sandbox's): no text in between.
 pub fn from_value(v: &serde_json::Value) -> Result<Spec> {
-    serde_path_to_error::deserialize::<_, Spec>(v).map_err(parse_error)
+    use serde::Deserialize;
+    // Tracking the path slows the parse down: only to explain an error.
+    Spec::deserialize(v).or_else(|_| serde_path_to_error::deserialize::<_, Spec>(v).map_err(parse_error))
 }
 
 fn parse_error(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
