@@ -231,15 +231,21 @@ fn hier(mp: &str, ctrls: &[&str], own: &str) -> Hierarchy {
     }
 }
 
-#[test]
-fn resolve_paths() {
-    let hybrid = Layout {
+/// A hybrid host: two v1 hierarchies (the caller's memory cgroup not the
+/// root) and the unified one.
+fn hybrid_layout() -> Layout {
+    Layout {
         v1: vec![
             hier("/sys/fs/cgroup/memory", &["memory"], "/user/1"),
             hier("/sys/fs/cgroup/cpu,cpuacct", &["cpu", "cpuacct"], "/"),
         ],
         v2: Some(hier("/sys/fs/cgroup/unified", &[], "/u")),
-    };
+    }
+}
+
+#[test]
+fn resolve_paths() {
+    let hybrid = hybrid_layout();
     let cg = resolve(&hybrid, &Placement::Relative("c1".into())).unwrap();
     assert_eq!(cg.v1[0].path, PathBuf::from("/sys/fs/cgroup/memory/user/1/c1"));
     assert_eq!(cg.v1[1].path, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/c1"));
@@ -269,15 +275,9 @@ fn resolve_paths() {
 
 #[test]
 fn restrict_to_controllers() {
-    let hybrid = Layout {
-        v1: vec![
-            hier("/sys/fs/cgroup/memory", &["memory"], "/"),
-            hier("/sys/fs/cgroup/cpu,cpuacct", &["cpu", "cpuacct"], "/"),
-            hier("/sys/fs/cgroup/devices", &["devices"], "/"),
-            hier("/sys/fs/cgroup/systemd", &["name=systemd"], "/"),
-        ],
-        v2: Some(hier("/sys/fs/cgroup/unified", &[], "/")),
-    };
+    let mut hybrid = hybrid_layout();
+    hybrid.v1.push(hier("/sys/fs/cgroup/devices", &["devices"], "/"));
+    hybrid.v1.push(hier("/sys/fs/cgroup/systemd", &["name=systemd"], "/"));
     let mut cg = resolve(&hybrid, &Placement::Relative("c1".into())).unwrap();
     let mut v1: Vec<&Hierarchy> = hybrid.v1.iter().collect();
     cg.restrict(&["devices", "cpuacct"], &mut v1);
