@@ -402,6 +402,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn mknod_in(root: RawFd, path: &str, kind: u32, perm: u32, major: u64, minor: u64, uid: u32, gid: u32) -> Result<()> {
     let (parent, name) = match path.rsplit_once('/') {
         Some((p, n)) => (if p.is_empty() { "/" } else { p }, n),
