@@ -3,11 +3,11 @@
 //! *at calls on a single name for the entry itself). Whiteouts become overlay
 //! whiteouts (char 0:0), opaque markers the `trusted.overlay.opaque` xattr.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::digest::{Algorithm, Hasher};
 
@@ -69,20 +69,21 @@ pub fn xattr_policy(name: &str) -> XattrPolicy {
 }
 
 /// Counts decompressed bytes and enforces [`Limits`] as data streams.
-pub struct BombGuard<R> {
+/// `compressed` counts the compressed bytes consumed so far (for the ratio).
+pub struct BombGuard<'a, R> {
     inner: R,
     out: u64,
-    compressed: Option<Rc<Cell<u64>>>,
+    compressed: Option<&'a AtomicU64>,
     limits: Limits,
 }
 
-impl<R: Read> BombGuard<R> {
-    pub fn new(inner: R, compressed: Option<Rc<Cell<u64>>>, limits: &Limits) -> Self {
+impl<'a, R: Read> BombGuard<'a, R> {
+    pub fn new(inner: R, compressed: Option<&'a AtomicU64>, limits: &Limits) -> Self {
         BombGuard { inner, out: 0, compressed, limits: limits.clone() }
     }
 }
 
-impl<R: Read> Read for BombGuard<R> {
+impl<R: Read> Read for BombGuard<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.out += n as u64;
@@ -92,8 +93,8 @@ impl<R: Read> Read for BombGuard<R> {
                 self.limits.max_bytes
             )));
         }
-        if let Some(c) = &self.compressed {
-            let c = c.get().max(1);
+        if let Some(c) = self.compressed {
+            let c = c.load(Ordering::Relaxed).max(1);
             if self.out > self.limits.ratio_after && self.out / c > self.limits.max_ratio {
                 return Err(io::Error::other(format!(
                     "decompression bomb: expansion ratio above {} ({} bytes from {})",
