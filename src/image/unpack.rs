@@ -9,9 +9,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::digest::{Algorithm, Hasher};
-
 use super::fs::{self, show, IN_LAYER};
+use super::tree::ContentHash;
 use crate::error::{Context, Error, Result};
 
 const WH_PREFIX: &[u8] = b".wh.";
@@ -139,8 +138,8 @@ pub struct Written {
 }
 
 pub struct WrittenFile {
-    /// sha256 hex of the content, hashed while writing.
-    pub sha256: String,
+    /// The record's content field ([`ContentHash`]), hashed while writing.
+    pub content: String,
     pub size: u64,
     /// The xattrs we set, by name (the last value of a repeated name).
     pub xattrs: std::collections::BTreeMap<String, Vec<u8>>,
@@ -335,7 +334,7 @@ impl Unpacker<'_> {
                 }
                 .map_err(|er| Error::os(format!("create {:?}", show(&raw)), er))?;
                 let mut file = std::fs::File::from(f);
-                let mut h = Hasher::new(Algorithm::Sha256);
+                let mut h = ContentHash::new();
                 let mut size = 0u64;
                 loop {
                     let n = match e.read(&mut self.buf) {
@@ -370,7 +369,7 @@ impl Unpacker<'_> {
                     crate::bail!("write {:?}: {} bytes written, file has {}", show(&raw), size, st.st_size);
                 }
                 let xattrs = xattrs.into_iter().collect();
-                let f = WrittenFile { sha256: h.finish().hex, size, xattrs };
+                let f = WrittenFile { content: h.finish(), size, xattrs };
                 self.written.files.insert((st.st_dev, st.st_ino), f);
             }
             T::Symlink => {
