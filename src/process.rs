@@ -126,7 +126,7 @@ fn send(sock: RawFd, tag: u8, payload: &[u8]) -> Result<()> {
 /// recv reports it before the messages the peer sent: the init's error.
 /// Reading the error clears it, so read once more to get them (or EOF).
 fn recv(sock: RawFd) -> Result<Option<(u8, Vec<u8>)>> {
-    let mut buf = vec![0u8; 8192];
+    let mut buf = [0u8; 8192];
     let mut reset_seen = false;
     loop {
         // SAFETY: valid buffer.
@@ -145,9 +145,7 @@ fn recv(sock: RawFd) -> Result<Option<(u8, Vec<u8>)>> {
         if n == 0 {
             return Ok(None);
         }
-        buf.truncate(n as usize);
-        let tag = buf[0];
-        return Ok(Some((tag, buf[1..].to_vec())));
+        return Ok(Some((buf[0], buf[1..n as usize].to_vec())));
     }
 }
 

@@ -394,21 +394,29 @@ pub fn loopback_up() -> Result<()> {
 /// Read a procfs/sysfs file in few syscalls: procfs reports size 0, so
 /// std's read_to_string probes with small reads; start with 64 KiB.
 pub fn read_small_file(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = Vec::with_capacity(64 * 1024);
+    let f = std::fs::File::open(path)?;
+    // Large reads (procfs regenerates its text on every read call), into
+    // spare capacity: zero-filling 64 KiB first cost more than the read.
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
-        let len = buf.len();
-        if buf.capacity() - len < 4096 {
+        if buf.capacity() - buf.len() < 4096 {
             buf.reserve(64 * 1024);
         }
-        let spare = buf.capacity() - len;
-        buf.resize(len + spare, 0);
-        let n = f.read(&mut buf[len..])?;
-        buf.truncate(len + n);
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: reads at most spare.len() bytes into memory we own.
+        let n = unsafe { libc::read(f.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
         if n == 0 {
             break;
         }
+        // SAFETY: the kernel initialised n more bytes.
+        unsafe { buf.set_len(buf.len() + n as usize) };
     }
     String::from_utf8(buf).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))
 }

@@ -77,8 +77,8 @@ fn busybox_import_store_and_stable_digest() {
 /// The documented tree digest of the synthetic test image (see docs in tree.rs):
 /// a change here means the digest format changed, which invalidates every store.
 const DOCUMENTED_TREE_DIGESTS: [&str; 2] = [
-    "sha256:5f7b23a11ce000e9196a0490b4e70c305b0b93986b41739e1c0813363b2e94e0",
-    "sha256:6416a68effbfb10555529308ac3856b0318eebebb82e4d5f204365a3795a4fb3",
+    "sha256:b766d618361b7cde224bd5665efb7a66a32b592f5df36e0483c125a30669a14a",
+    "sha256:be63aaac69811aed113b0796d79d873bd6d1e97052cbed076427e3f6aa1ff1b3",
 ];
 
 #[test]

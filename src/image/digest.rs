@@ -1,10 +1,8 @@
 //! Content digests (`sha256:…`, `sha512:…`) and a reader that hashes and
 //! counts what streams through it.
 
-use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read};
-use std::rc::Rc;
 
 use sha2::{Digest as _, Sha256, Sha512};
 
@@ -98,27 +96,23 @@ impl Hasher {
     }
 }
 
-/// Hashes and counts everything read through it. The byte count is shared
-/// (`counter`) so a reader further down the pipeline can compute ratios.
+/// Hashes and counts everything read through it.
 pub struct HashReader<R> {
     inner: R,
     hasher: Hasher,
-    counter: Rc<Cell<u64>>,
+    count: u64,
     /// Fail as soon as more than this many bytes arrive (descriptor size).
     max: Option<u64>,
 }
 
 impl<R: Read> HashReader<R> {
     pub fn new(inner: R, algo: Algorithm, max: Option<u64>) -> Self {
-        HashReader { inner, hasher: Hasher::new(algo), counter: Rc::new(Cell::new(0)), max }
-    }
-    pub fn counter(&self) -> Rc<Cell<u64>> {
-        self.counter.clone()
+        HashReader { inner, hasher: Hasher::new(algo), count: 0, max }
     }
     /// Read to the end, then return the digest and size.
     pub fn finish(mut self) -> io::Result<(Digest, u64)> {
         io::copy(&mut self, &mut io::sink())?;
-        Ok((self.hasher.finish(), self.counter.get()))
+        Ok((self.hasher.finish(), self.count))
     }
 }
 
@@ -126,10 +120,9 @@ impl<R: Read> Read for HashReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        let total = self.counter.get() + n as u64;
-        self.counter.set(total);
+        self.count += n as u64;
         if let Some(m) = self.max {
-            if total > m {
+            if self.count > m {
                 return Err(io::Error::other(format!("blob is larger than its descriptor size {m}")));
             }
         }

@@ -17,15 +17,16 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::digest::{self, Algorithm, Digest, HashReader};
+use super::digest::{self, Algorithm, Digest, HashReader, Hasher};
 use super::fs;
 use super::source::{self, Compression, ImageRef, LayerBlob, Resolved};
 use super::tree::{self, Drift};
@@ -120,9 +121,6 @@ impl Drop for Staged {
     }
 }
 
-/// Read size for layer blobs (large reads: fewer syscalls, bigger hash updates).
-const READ_BUF: usize = 1 << 20;
-
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 fn unique(prefix: &str) -> String {
@@ -156,94 +154,110 @@ pub fn unpack_blob_progress(
     let what = format!("layer {name}");
     let f = File::open(&blob.path).with_ctx(|| format!("{what}: open {}", blob.path.display()))?;
     let algo = blob.digest.as_ref().map(|d| d.algo).unwrap_or(Algorithm::Sha256);
-    let diff_algo = diff_id.algo;
-    // Two stages on two cores, one pass over the data: a producer thread
-    // reads the blob, hashes it, decompresses (bomb-guarded) and hashes the
-    // uncompressed stream (diff_id); this thread parses the tar and writes
-    // the files, hashing each file's content as it writes it.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(PIPE_CHUNKS);
-    let (result, blob_check) = std::thread::scope(|sc| {
-        let producer = sc.spawn(move || {
-            let f = std::io::BufReader::with_capacity(READ_BUF, Counted { inner: f, count: progress });
-            let mut comp = HashReader::new(f, algo, blob.size);
-            let counter = comp.counter();
-            let pumped: std::io::Result<Option<(Digest, u64)>> = (|| {
-                let dec: Box<dyn Read + '_> = match blob.compression {
-                    Compression::None => Box::new(&mut comp),
-                    Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut comp)),
-                    Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut comp)?),
-                };
-                let ratio = if blob.compression == Compression::None { None } else { Some(counter.clone()) };
-                let mut g = HashReader::new(BombGuard::new(dec, ratio, limits), diff_algo, None);
-                loop {
-                    let mut buf = vec![0u8; PIPE_CHUNK];
-                    let mut n = 0;
-                    while n < PIPE_CHUNK {
-                        let k = g.read(&mut buf[n..])?;
-                        if k == 0 {
-                            break;
-                        }
-                        n += k;
-                    }
-                    if n == 0 {
-                        return Ok(Some(g.finish()?));
-                    }
-                    buf.truncate(n);
-                    if tx.send(Ok(buf)).is_err() {
-                        return Ok(None); // the consumer stopped (it failed)
-                    }
-                }
-            })();
-            let diff = match pumped {
-                Ok(d) => d,
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    None
-                }
-            };
-            drop(tx);
-            // Prefer reporting a blob digest mismatch over whatever broke in the middle.
-            comp.finish().ctx("read layer").and_then(|(got, size)| match &blob.digest {
+    // One pass over the data in four stages, each on its own thread and
+    // linked by bounded channels of 1 MiB chunks, so the work spreads over
+    // the cores: read + blob hash | decompress (bomb-guarded) | diff_id hash
+    // | tar parse + files (this thread; it hashes each file as it writes it).
+    let (comp_tx, comp_rx) = sync_channel::<Chunk>(PIPE_CHUNKS);
+    let (raw_tx, raw_rx) = sync_channel::<Chunk>(PIPE_CHUNKS);
+    let (tar_tx, tar_rx) = sync_channel::<Chunk>(PIPE_CHUNKS);
+    let (result, diff, blob_check) = std::thread::scope(|sc| {
+        let reader = sc.spawn(move || {
+            let mut comp = HashReader::new(Counted { inner: f, count: progress }, algo, blob.size);
+            if let Err(e) = pump(&mut comp, &comp_tx) {
+                let _ = comp_tx.send(Err(e));
+            }
+            drop(comp_tx);
+            // Hashes what the decompressor left unread too. The caller
+            // prefers this error over whatever broke further down.
+            let (got, size) = comp.finish().ctx("read layer")?;
+            match &blob.digest {
                 Some(d) => digest::check("layer", d, blob.size, &got, size),
                 None => Ok(()),
-            })?;
-            Ok(diff)
+            }
+        });
+        sc.spawn(move || {
+            let consumed = AtomicU64::new(0);
+            let input = Counted { inner: ChanReader::new(comp_rx), count: Some(&consumed) };
+            let pumped = (|| {
+                let (dec, ratio): (Box<dyn Read>, _) = match blob.compression {
+                    Compression::None => (Box::new(input), None),
+                    Compression::Gzip => (Box::new(flate2::bufread::MultiGzDecoder::new(input)), Some(&consumed)),
+                    Compression::Zstd => (Box::new(zstd::stream::read::Decoder::with_buffer(input)?), Some(&consumed)),
+                };
+                pump(BombGuard::new(dec, ratio, limits), &raw_tx)
+            })();
+            if let Err(e) = pumped {
+                let _ = raw_tx.send(Err(e));
+            }
+        });
+        let hasher = sc.spawn(move || {
+            let mut h = Hasher::new(diff_id.algo);
+            for chunk in raw_rx {
+                let ok = chunk.is_ok();
+                if let Ok(b) = &chunk {
+                    h.update(b);
+                }
+                if tar_tx.send(chunk).is_err() || !ok {
+                    return None; // the stream broke or the writer stopped (it failed)
+                }
+            }
+            Some(h.finish())
         });
         let result: Result<unpack::Written> = (|| {
-            let mut chan = ChanReader { rx, cur: Vec::new(), pos: 0 };
+            let mut chan = ChanReader::new(tar_rx);
             let written = unpack::unpack_written(&mut chan, root, limits)?;
-            // Drain what follows the tar's end so the producer hashes it all.
+            // Drain what follows the tar's end so the diff_id covers it all.
             std::io::copy(&mut chan, &mut std::io::sink()).ctx("read layer")?;
             Ok(written)
         })();
-        let blob_check: Result<Option<(Digest, u64)>> =
-            producer.join().unwrap_or_else(|_| Err(Error::msg("layer reader thread panicked")));
-        (result, blob_check)
+        let diff = hasher.join().unwrap_or(None);
+        let blob_check = reader.join().unwrap_or_else(|_| Err(Error::msg("layer reader thread panicked")));
+        (result, diff, blob_check)
     });
-    match (result, blob_check) {
-        (_, Err(e)) => Err(e),
-        (Err(e), Ok(_)) => Err(e.context(what)),
-        (Ok(_), Ok(None)) => crate::bail!("{what}: layer stream ended early"),
-        (Ok(_), Ok(Some((got, _)))) if got != *diff_id => {
+    match (result, diff, blob_check) {
+        (_, _, Err(e)) => Err(e),
+        (Err(e), _, Ok(())) => Err(e.context(what)),
+        (Ok(_), None, Ok(())) => crate::bail!("{what}: layer stream ended early"),
+        (Ok(_), Some(got), Ok(())) if got != *diff_id => {
             crate::bail!("{what}: diff_id mismatch: config rootfs.diff_ids says {diff_id}, uncompressed content hashes to {got}")
         }
-        (Ok(w), Ok(Some(_))) => Ok(w),
+        (Ok(w), Some(_), Ok(())) => Ok(w),
     }
 }
 
-/// Decompressed chunks in flight between the two stages.
+/// Chunks in flight between two stages of the unpack pipeline.
+type Chunk = std::io::Result<Vec<u8>>;
 const PIPE_CHUNK: usize = 1 << 20;
 const PIPE_CHUNKS: usize = 8;
 
-/// The consumer end of the decompression pipe.
+/// Read `r` to its end into `tx` in full chunks; stops early (Ok) when the
+/// receiving stage has gone.
+fn pump(mut r: impl Read, tx: &SyncSender<Chunk>) -> std::io::Result<()> {
+    loop {
+        let mut buf = Vec::with_capacity(PIPE_CHUNK);
+        (&mut r).take(PIPE_CHUNK as u64).read_to_end(&mut buf)?;
+        if buf.is_empty() || tx.send(Ok(buf)).is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// The receiving end of a pipeline stage, as a reader.
 struct ChanReader {
-    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    rx: Receiver<Chunk>,
     cur: Vec<u8>,
     pos: usize,
 }
 
-impl Read for ChanReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+impl ChanReader {
+    fn new(rx: Receiver<Chunk>) -> Self {
+        ChanReader { rx, cur: Vec::new(), pos: 0 }
+    }
+}
+
+impl BufRead for ChanReader {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
         while self.pos == self.cur.len() {
             match self.rx.recv() {
                 Ok(Ok(b)) => {
@@ -251,12 +265,22 @@ impl Read for ChanReader {
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
+                Err(_) => break, // the end: the sender is done
             }
         }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        Ok(&self.cur[self.pos..])
+    }
+    fn consume(&mut self, n: usize) {
         self.pos += n;
+    }
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let have = self.fill_buf()?;
+        let n = buf.len().min(have.len());
+        buf[..n].copy_from_slice(&have[..n]);
+        self.consume(n);
         Ok(n)
     }
 }
@@ -327,7 +351,7 @@ fn draw_progress(done: &AtomicU64, total: u64, layers: usize, finished: &std::sy
     }
 }
 
-/// Counts bytes read into a shared progress counter.
+/// Counts bytes read into a shared counter (progress, compressed bytes consumed).
 struct Counted<'a, R> {
     inner: R,
     count: Option<&'a AtomicU64>,
@@ -340,6 +364,18 @@ impl<R: Read> Read for Counted<'_, R> {
             c.fetch_add(n as u64, Ordering::Relaxed);
         }
         Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counted<'_, R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, n: usize) {
+        self.inner.consume(n);
+        if let Some(c) = self.count {
+            c.fetch_add(n as u64, Ordering::Relaxed);
+        }
     }
 }
 

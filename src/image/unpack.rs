@@ -3,15 +3,14 @@
 //! *at calls on a single name for the entry itself). Whiteouts become overlay
 //! whiteouts (char 0:0), opaque markers the `trusted.overlay.opaque` xattr.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
-
-use super::digest::{Algorithm, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::fs::{self, show, IN_LAYER};
+use super::tree::ContentHash;
 use crate::error::{Context, Error, Result};
 
 const WH_PREFIX: &[u8] = b".wh.";
@@ -69,20 +68,21 @@ pub fn xattr_policy(name: &str) -> XattrPolicy {
 }
 
 /// Counts decompressed bytes and enforces [`Limits`] as data streams.
-pub struct BombGuard<R> {
+/// `compressed` counts the compressed bytes consumed so far (for the ratio).
+pub struct BombGuard<'a, R> {
     inner: R,
     out: u64,
-    compressed: Option<Rc<Cell<u64>>>,
+    compressed: Option<&'a AtomicU64>,
     limits: Limits,
 }
 
-impl<R: Read> BombGuard<R> {
-    pub fn new(inner: R, compressed: Option<Rc<Cell<u64>>>, limits: &Limits) -> Self {
+impl<'a, R: Read> BombGuard<'a, R> {
+    pub fn new(inner: R, compressed: Option<&'a AtomicU64>, limits: &Limits) -> Self {
         BombGuard { inner, out: 0, compressed, limits: limits.clone() }
     }
 }
 
-impl<R: Read> Read for BombGuard<R> {
+impl<R: Read> Read for BombGuard<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.out += n as u64;
@@ -92,8 +92,8 @@ impl<R: Read> Read for BombGuard<R> {
                 self.limits.max_bytes
             )));
         }
-        if let Some(c) = &self.compressed {
-            let c = c.get().max(1);
+        if let Some(c) = self.compressed {
+            let c = c.load(Ordering::Relaxed).max(1);
             if self.out > self.limits.ratio_after && self.out / c > self.limits.max_ratio {
                 return Err(io::Error::other(format!(
                     "decompression bomb: expansion ratio above {} ({} bytes from {})",
@@ -138,8 +138,8 @@ pub struct Written {
 }
 
 pub struct WrittenFile {
-    /// sha256 hex of the content, hashed while writing.
-    pub sha256: String,
+    /// The record's content field ([`ContentHash`]), hashed while writing.
+    pub content: String,
     pub size: u64,
     /// The xattrs we set, by name (the last value of a repeated name).
     pub xattrs: std::collections::BTreeMap<String, Vec<u8>>,
@@ -334,7 +334,7 @@ impl Unpacker<'_> {
                 }
                 .map_err(|er| Error::os(format!("create {:?}", show(&raw)), er))?;
                 let mut file = std::fs::File::from(f);
-                let mut h = Hasher::new(Algorithm::Sha256);
+                let mut h = ContentHash::new();
                 let mut size = 0u64;
                 loop {
                     let n = match e.read(&mut self.buf) {
@@ -369,7 +369,7 @@ impl Unpacker<'_> {
                     crate::bail!("write {:?}: {} bytes written, file has {}", show(&raw), size, st.st_size);
                 }
                 let xattrs = xattrs.into_iter().collect();
-                let f = WrittenFile { sha256: h.finish().hex, size, xattrs };
+                let f = WrittenFile { content: h.finish(), size, xattrs };
                 self.written.files.insert((st.st_dev, st.st_ino), f);
             }
             T::Symlink => {
