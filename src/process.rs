@@ -321,15 +321,14 @@ fn drive(sp: &Spawned, o: &SpawnOpts) -> Result<()> {
     if let Some(cg) = o.cgroup {
         cg.apply_initial(o.resources)?;
     }
-    if let Err(e) = send(sp.sock.as_raw_fd(), MSG_GO, sp.pid.to_string().as_bytes()) {
+    let sent = send(sp.sock.as_raw_fd(), MSG_GO, sp.pid.to_string().as_bytes())
+        .and_then(|_| if sp.start_sent { send(sp.sock.as_raw_fd(), MSG_START, &[]) } else { Ok(()) });
+    if let Err(e) = sent {
         // The init may have failed already: its message says why.
         if let Ok(Some((MSG_ERROR, m))) = recv(sp.sock.as_raw_fd()) {
             return Err(Error::Msg(String::from_utf8_lossy(&m).into_owned()));
         }
         return Err(e);
-    }
-    if sp.start_sent {
-        send(sp.sock.as_raw_fd(), MSG_START, &[])?;
     }
     loop {
         match recv(sp.sock.as_raw_fd())? {
