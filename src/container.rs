@@ -248,15 +248,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
 }
 
 fn save_state(entry: &Entry, st: &State, o: &CreateOpts) -> Result<()> {
-    // A supervised job's record replaces its first one (saved before its
-    // cgroup could hold a process) in place: while this entry holds the lock
-    // the only unlocked reader is the sandbox reaper, which leaves a record
-    // alone while its supervisor lives (or the lock is held).
-    if st.supervisor.is_some() {
-        entry.rewrite(st)?;
-    } else {
-        entry.save(st)?;
-    }
+    entry.save(st)?;
     match &o.pid_file {
         Some(p) => state::write_pid_file(p, st.pid),
         None => Ok(()),

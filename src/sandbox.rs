@@ -337,15 +337,10 @@ fn reap_stale(g: &Globals, bundles: &Path) {
         for e in rd.flatten() {
             let name = e.file_name();
             let Some(id) = name.to_str().filter(|n| !n.starts_with('.')) else { continue };
-            // Unlocked: a sandbox's record is rewritten in place under the
-            // lock (Entry::rewrite), so a half-written one means a stele at
-            // work (the lock is held) or one killed while writing.
+            // Unlocked: state.json is replaced by rename, never half-written.
             let Ok(text) = std::fs::read(e.path().join(crate::state::STATE_FILE)) else { continue };
-            let dead = match serde_json::from_slice::<Supervised>(&text) {
-                Ok(s) => s.supervisor.is_some_and(|(pid, start)| !crate::state::process_alive(pid, start)),
-                Err(_) => contains(&text, SANDBOX_ANNOTATION.as_bytes()) && !crate::state::busy(&e.path()),
-            };
-            if dead {
+            let sup = serde_json::from_slice::<Supervised>(&text).ok().and_then(|s| s.supervisor);
+            if sup.is_some_and(|(pid, start)| !crate::state::process_alive(pid, start)) {
                 stale.push(id.to_string());
             }
         }
@@ -365,10 +360,6 @@ fn reap_stale(g: &Globals, bundles: &Path) {
         let _ = container::delete(g, &id, true);
         let _ = std::fs::remove_dir_all(bundles.join(&id));
     }
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The cgroup controllers a job needs: device rules always, and those of the
@@ -406,7 +397,7 @@ pub fn run(g: &Globals, o: &Options) -> Result<Outcome> {
     let root = std::path::absolute(&g.root).with_ctx(|| format!("state root {}", g.root.display()))?;
     let host = o.image == "host";
     let dir = if host { root.join(&id) } else { bundles.join(&id) };
-    if dir.exists() || (!host && root.join(&id).exists()) {
+    if root.join(&id).exists() || dir.exists() {
         bail!("a sandbox named {id} already exists");
     }
     if !host {

@@ -208,14 +208,6 @@ impl Store {
     }
 }
 
-/// Does a stele hold the lock of this container directory (it is being
-/// created or changed)? Tries the lock without waiting.
-pub fn busy(dir: &Path) -> bool {
-    let Ok(f) = File::open(dir) else { return false };
-    // SAFETY: flock on an fd we own; released when it is closed.
-    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
-}
-
 fn lock_dir(dir: &Path) -> Result<File> {
     let f = std::fs::OpenOptions::new()
         .read(true)
@@ -269,22 +261,6 @@ impl Entry {
             }
             Err(e) => Err(e).with_ctx(|| format!("rename {}", tmp.display())),
         }
-    }
-
-    /// Rewrite state.json where it is, in the same file: no new inode (on
-    /// ext4 without a journal each new inode costs a scan past the recently
-    /// deleted ones, a few tenths of a millisecond when jobs come fast) and
-    /// no truncation to zero (which makes ext4 flush the data on close).
-    /// Not atomic: only for a record that grows and that every reader but
-    /// the sandbox reaper reads under the lock this entry holds (a
-    /// supervised job's, see `container::save_state`).
-    pub fn rewrite(&self, st: &State) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        let p = self.dir.join(STATE_FILE);
-        let data = serde_json::to_vec(st).map_err(|e| Error::msg(format!("encode state: {e}")))?;
-        let f = std::fs::OpenOptions::new().write(true).open(&p).with_ctx(|| format!("write {}", p.display()))?;
-        f.write_all_at(&data, 0).with_ctx(|| format!("write {}", p.display()))?;
-        f.set_len(data.len() as u64).with_ctx(|| format!("write {}", p.display()))
     }
 
     /// Remove the directory and everything in it.
