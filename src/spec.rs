@@ -28,15 +28,20 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
 }
 
 /// Parse config.json bytes; the error names the JSON path of the bad field.
+/// Tracking the path slows the parse down (every field goes through a
+/// wrapper): a config is parsed plainly, and again with the path only to
+/// explain an error.
 pub fn parse(bytes: &[u8]) -> Result<Spec> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize::<_, Spec>(de).map_err(parse_error)
+    serde_json::from_slice(bytes).or_else(|_| {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize::<_, Spec>(de).map_err(parse_error)
+    })
 }
 
 /// [`parse`] for a config built in memory (the sandbox's): no text in between.
 pub fn from_value(v: &serde_json::Value) -> Result<Spec> {
     use serde::Deserialize;
-    // Tracking the path slows the parse down: only to explain an error.
+    // As in [`parse`]: the path only to explain an error.
     Spec::deserialize(v).or_else(|_| serde_path_to_error::deserialize::<_, Spec>(v).map_err(parse_error))
 }
 
