@@ -45,7 +45,8 @@ pub fn cgroups_named(id: &str) -> Vec<PathBuf> {
                 continue;
             }
             let p = e.path();
-            if e.file_name().to_string_lossy().contains(id) {
+            // Exactly the id: "sb-1-1" must not match a concurrent test's "sb-1-10".
+            if e.file_name().to_string_lossy() == id {
                 out.push(p.clone());
             }
             if depth > 0 {
