@@ -164,6 +164,19 @@ fn put_u32(a: &mut [u8], off: usize, v: u32) {
 fn put_u64(a: &mut [u8], off: usize, v: u64) {
     a[off..off + 8].copy_from_slice(&v.to_ne_bytes());
 }
+fn get_u32(a: &[u8], off: usize) -> u32 {
+    u32::from_ne_bytes([a[off], a[off + 1], a[off + 2], a[off + 3]])
+}
+
+/// Fill `info` (a `struct bpf_prog_info` prefix; pointers in it set by the
+/// caller) for the program `fd`.
+fn prog_info(fd: &OwnedFd, info: &mut [u8]) -> bool {
+    let mut attr = [0u8; 128];
+    put_u32(&mut attr, 0, fd.as_raw_fd() as u32);
+    put_u32(&mut attr, 4, info.len() as u32);
+    put_u64(&mut attr, 8, info.as_mut_ptr() as u64);
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).is_ok()
+}
 
 /// Where loaded device programs are kept for the next start, when the host
 /// has a bpffs at /sys/fs/bpf (systemd mounts one at boot).
@@ -214,15 +227,10 @@ fn holds_exactly(fd: &OwnedFd, code: &[u8]) -> bool {
     let mut insns = vec![0u8; code.len()];
     put_u32(&mut info, 20, insns.len() as u32);
     put_u64(&mut info, 32, insns.as_mut_ptr() as u64);
-    let mut attr = [0u8; 128];
-    put_u32(&mut attr, 0, fd.as_raw_fd() as u32);
-    put_u32(&mut attr, 4, info.len() as u32);
-    put_u64(&mut attr, 8, info.as_mut_ptr() as u64);
-    if bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).is_err() {
-        return false;
-    }
-    let word = |off: usize| u32::from_ne_bytes([info[off], info[off + 1], info[off + 2], info[off + 3]]);
-    word(0) == BPF_PROG_TYPE_CGROUP_DEVICE && word(20) as usize == code.len() && insns == code
+    prog_info(fd, &mut info)
+        && get_u32(&info, 0) == BPF_PROG_TYPE_CGROUP_DEVICE
+        && get_u32(&info, 20) as usize == code.len()
+        && insns == code
 }
 
 /// Pin `fd` at `path`, making the 0700 directory on a bpffs first. Two
@@ -288,7 +296,7 @@ fn attached(cg: &OwnedFd) -> Vec<u32> {
     if bpf(BPF_PROG_QUERY, &mut attr).is_err() {
         return Vec::new();
     }
-    let n = u32::from_ne_bytes(attr[24..28].try_into().unwrap_or([0; 4])) as usize;
+    let n = get_u32(&attr, 24) as usize;
     ids[..n.min(ids.len())].to_vec()
 }
 
@@ -309,12 +317,8 @@ pub fn attached_ids(leaf: &Path) -> Vec<u32> {
 pub fn pinned_id(path: &Path) -> Option<u32> {
     let fd = obj_get(path.to_str()?)?;
     let mut info = [0u8; 16];
-    let mut attr = [0u8; 128];
-    put_u32(&mut attr, 0, fd.as_raw_fd() as u32);
-    put_u32(&mut attr, 4, info.len() as u32);
-    put_u64(&mut attr, 8, info.as_mut_ptr() as u64);
-    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).ok()?;
-    Some(u32::from_ne_bytes(info[4..8].try_into().ok()?))
+    // struct bpf_prog_info: id u32 @4.
+    prog_info(&fd, &mut info).then(|| get_u32(&info, 4))
 }
 
 /// Install the device rules on a v2 cgroup, replacing the programs attached before.
