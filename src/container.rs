@@ -109,13 +109,6 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
     let store = g.store();
     let entry = store.create(id)?;
     crate::log::phase("state dir");
-    let cleanup = |entry: Entry, cg: Option<&Cgroup>| {
-        if let Some(cg) = cg {
-            let _ = cg.destroy();
-            cg.remove_created();
-        }
-        let _ = entry.remove();
-    };
 
     if via == StartVia::Fifo {
         // 0622 (the umask would take the others' write bit): an init that
@@ -128,7 +121,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
                 std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o622)).ctx("chmod exec.fifo")
             });
         if let Err(e) = made {
-            cleanup(entry, None);
+            discard(&entry, None);
             return Err(e);
         }
     }
@@ -142,7 +135,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
     ) {
         Ok(c) => c,
         Err(e) => {
-            cleanup(entry, None);
+            discard(&entry, None);
             return Err(e);
         }
     };
@@ -167,14 +160,14 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
         supervisor,
     };
     if let Err(e) = entry.save(&early) {
-        cleanup(entry, Some(&cgroup));
+        discard(&entry, Some(&cgroup));
         return Err(e);
     }
     crate::log::phase("cgroup");
     let console = match console_of(o) {
         Ok(c) => c,
         Err(e) => {
-            cleanup(entry, Some(&cgroup));
+            discard(&entry, Some(&cgroup));
             return Err(e);
         }
     };
@@ -212,26 +205,21 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
     let spawned = match spawned {
         Ok(s) => s,
         Err(e) => {
-            cleanup(entry, Some(&cgroup));
+            discard(&entry, Some(&cgroup));
             return Err(e);
         }
     };
     let st = State {
-        id: id.to_string(),
         pid: spawned.pid,
         pid_start: crate::sys::process_start_time(spawned.pid).unwrap_or(0),
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
         created,
-        owner: String::new(),
         annotations: annotations.clone(),
-        cgroup: Some(cgroup),
         config: match job {
             Some(j) => j.config.clone(),
             None => serde_json::to_value(spec).unwrap_or_default(),
         },
         started: via == StartVia::Socket,
-        supervisor,
+        ..early
     };
     crate::log::phase("init ready");
     if via == StartVia::Socket {
@@ -241,10 +229,20 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
     }
     if let Err(e) = save_state(&entry, &st, o).and_then(|_| spawned.confirm_saved()) {
         spawned.kill_and_reap();
-        cleanup(entry, st.cgroup.as_ref());
+        discard(&entry, st.cgroup.as_ref());
         return Err(e);
     }
     Ok((entry, st, spawned))
+}
+
+/// Undo a create that failed: the cgroup (and the directories made for
+/// it), then the state directory.
+fn discard(entry: &Entry, cg: Option<&Cgroup>) {
+    if let Some(cg) = cg {
+        let _ = cg.destroy();
+        cg.remove_created();
+    }
+    let _ = entry.remove();
 }
 
 fn save_state(entry: &Entry, st: &State, o: &CreateOpts) -> Result<()> {
@@ -410,11 +408,7 @@ fn start_spawned(entry: &Entry, st: &State, sp: &process::Spawned, o: &CreateOpt
     let started = sp.send_start().and_then(|_| save_state(entry, st, o)).and_then(|_| sp.wait_exec());
     if let Err(e) = started {
         sp.kill_and_reap();
-        if let Some(cg) = &st.cgroup {
-            let _ = cg.destroy();
-            cg.remove_created();
-        }
-        let _ = std::fs::remove_dir_all(&entry.dir);
+        discard(entry, st.cgroup.as_ref());
         return Err(e);
     }
     if let Some(spec) = spec_with_hooks(st) {

@@ -263,8 +263,9 @@ impl Entry {
         }
     }
 
-    /// Remove the directory and everything in it.
-    pub fn remove(self) -> Result<()> {
+    /// Remove the directory and everything in it (the lock goes with the
+    /// entry).
+    pub fn remove(&self) -> Result<()> {
         match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
