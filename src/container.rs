@@ -105,20 +105,25 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
         _ => image_root,
     };
     policy::check(spec, &bundle.dir, &bundle.rootfs, kind, &g.store)?;
+    // The network namespace is made in parallel with what follows.
+    let mut net_ahead = if crate::netns::wanted(spec) { Some(crate::netns::start()?) } else { None };
+    crate::log::phase("netns helper started");
 
     let store = g.store();
     let entry = store.create(id)?;
-    crate::log::phase("state dir");
+    crate::log::phase("state locked");
 
     if via == StartVia::Fifo {
         // 0622 (the umask would take the others' write bit): an init that
-        // already switched to a non-root user opens it for writing.
-        let fifo = entry.dir.join(state::FIFO);
-        let made = nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        // already switched to a non-root user opens it for writing. One left
+        // by a create that was killed is stale (no record names it).
+        let fifo = &entry.fifo;
+        let _ = std::fs::remove_file(fifo);
+        let made = nix::unistd::mkfifo(fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
             .ctx("create exec.fifo")
             .and_then(|_| {
                 use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o622)).ctx("chmod exec.fifo")
+                std::fs::set_permissions(fifo, std::fs::Permissions::from_mode(0o622)).ctx("chmod exec.fifo")
             });
         if let Err(e) = made {
             discard(&entry, None);
@@ -188,7 +193,8 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
     let spawned = process::spawn(SpawnOpts {
         bundle: &bundle,
         id,
-        state_dir: &entry.dir,
+        state_root: &g.root,
+        fifo: &entry.fifo,
         console_socket: console,
         preserve_fds: o.preserve_fds,
         no_pivot: o.no_pivot,
@@ -200,8 +206,10 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
         close_in_child: &[entry.lock_fd()],
         resources: linux.and_then(|l| l.resources().as_ref()),
         state_json: &state_json,
-        start_early: job.is_some() && spec.hooks().is_none(),
+        start_early: spec.hooks().is_none(),
+        net_ahead: net_ahead.as_mut(),
     });
+    drop(net_ahead);
     let spawned = match spawned {
         Ok(s) => s,
         Err(e) => {
@@ -273,7 +281,7 @@ fn spec_with_hooks(st: &State) -> Option<oci_spec::runtime::Spec> {
 pub fn start(g: &Globals, id: &str) -> Result<()> {
     let entry = g.store().open(id)?;
     let mut st = entry.load()?;
-    match st.status(&entry.dir) {
+    match st.status(&entry.fifo) {
         Status::Created => {}
         Status::Stopped => bail!("cannot start a container that has stopped"),
         s => bail!("cannot start an already {} container", s.as_str()),
@@ -283,11 +291,11 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
     // subreaper) before we get to look at it again.
     let pidfd = crate::sys::pidfd_open(st.pid)
         .map_err(|_| Error::msg(format!("cannot start container {id}: its init exited")))?;
-    let fifo = entry.dir.join(state::FIFO);
+    let fifo = &entry.fifo;
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags_nonblock()
-        .open(&fifo)
+        .open(fifo)
         .with_ctx(|| format!("open {}", fifo.display()))?;
     // Wait for the init's byte, or its death.
     let mut fds = [
@@ -314,7 +322,7 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
     // The init keeps its end open until it execs: EOF means the process
     // runs (poststart hooks come after that, as the spec says).
     wait_eof(&f, &pidfd);
-    let _ = std::fs::remove_file(&fifo);
+    let _ = std::fs::remove_file(fifo);
     st.started = true;
     entry.save(&st)?;
     if let Some(spec) = spec_with_hooks(&st) {
@@ -440,10 +448,12 @@ pub fn run_supervised_with(
     let began = std::time::Instant::now();
     let (entry, st, sp) = create_inner(g, id, o, StartVia::Socket, job)?;
     start_spawned(&entry, &st, &sp, o)?;
+    crate::log::phase("started");
     drop(entry);
     let deadline = timeout.map(|t| began + t);
     let mut out = wait_forwarding(sp.pid, sp.pidfd.as_raw_fd(), &set, deadline, &st, on_signal);
     out.wall = began.elapsed();
+    crate::log::phase("exited");
     let _ = set.thread_unblock();
     if let Some(cg) = st.cgroup.as_ref().filter(|_| collect_stats) {
         if let Ok(v) = cg.stats() {
@@ -453,6 +463,7 @@ pub fn run_supervised_with(
         out.oom_killed = cg.oom_kill_count().unwrap_or(0) > 0;
     }
     destroy(g, id, &st)?;
+    crate::log::phase("removed");
     Ok(out)
 }
 
@@ -533,7 +544,7 @@ fn destroy(g: &Globals, id: &str, st: &State) -> Result<()> {
 pub fn state(g: &Globals, id: &str) -> Result<serde_json::Value> {
     let entry = g.store().open(id)?;
     let st = entry.load()?;
-    Ok(st.to_oci_json(st.status(&entry.dir)))
+    Ok(st.to_oci_json(st.status(&entry.fifo)))
 }
 
 /// All containers' state JSON (for `list`), skipping half-made ones.
@@ -543,7 +554,7 @@ pub fn list(g: &Globals) -> Result<Vec<serde_json::Value>> {
     for id in store.list()? {
         let Ok(entry) = store.open(&id) else { continue };
         let Ok(st) = entry.load() else { continue };
-        out.push(st.to_oci_json(st.status(&entry.dir)));
+        out.push(st.to_oci_json(st.status(&entry.fifo)));
     }
     Ok(out)
 }
@@ -602,7 +613,7 @@ fn signal_all(st: &State, sig: i32) -> Result<()> {
 pub fn kill(g: &Globals, id: &str, sig: i32, all: bool) -> Result<()> {
     let entry = g.store().open(id)?;
     let st = entry.load()?;
-    let status = st.status(&entry.dir);
+    let status = st.status(&entry.fifo);
     if status == Status::Stopped {
         if all {
             return Ok(());
@@ -640,7 +651,7 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
         // Half-made state (a create killed midway): nothing to run, clean up.
         Err(_) => return entry.remove(),
     };
-    let status = st.status(&entry.dir);
+    let status = st.status(&entry.fifo);
     if st.pid == 0 {
         // Recorded before its init existed (a create that was killed):
         // whatever runs in its cgroup goes.
@@ -676,7 +687,7 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
 pub fn pause(g: &Globals, id: &str, freeze: bool) -> Result<()> {
     let entry = g.store().open(id)?;
     let st = entry.load()?;
-    let status = st.status(&entry.dir);
+    let status = st.status(&entry.fifo);
     let cg = st.cgroup.as_ref().ok_or_else(|| Error::msg("container has no cgroup"))?;
     if freeze {
         if status != Status::Running {
@@ -798,7 +809,7 @@ pub fn exec(g: &Globals, id: &str, o: &ExecOpts) -> Result<i32> {
     let (st, spec) = {
         let entry = g.store().open(id)?;
         let st = entry.load()?;
-        match st.status(&entry.dir) {
+        match st.status(&entry.fifo) {
             Status::Stopped => bail!("cannot exec in a stopped container"),
             Status::Paused if !o.ignore_paused => bail!("cannot exec in a paused container"),
             _ => {}
@@ -843,7 +854,7 @@ pub fn exec(g: &Globals, id: &str, o: &ExecOpts) -> Result<i32> {
 pub fn update(g: &Globals, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
     let entry = g.store().open(id)?;
     let mut st = entry.load()?;
-    if st.status(&entry.dir) == Status::Stopped {
+    if st.status(&entry.fifo) == Status::Stopped {
         bail!("container {id} is not running");
     }
     let cg = st.cgroup.as_ref().ok_or_else(|| Error::msg("container has no cgroup"))?;
@@ -873,7 +884,7 @@ fn merge_json(dst: &mut serde_json::Value, src: &serde_json::Value) {
 pub fn stats_event(g: &Globals, id: &str) -> Result<serde_json::Value> {
     let entry = g.store().open(id)?;
     let st = entry.load()?;
-    if st.status(&entry.dir) == Status::Stopped {
+    if st.status(&entry.fifo) == Status::Stopped {
         bail!("container {id} is not running");
     }
     let cg = st.cgroup.as_ref().ok_or_else(|| Error::msg("container has no cgroup"))?;
@@ -885,7 +896,7 @@ pub fn stats_event(g: &Globals, id: &str) -> Result<serde_json::Value> {
 pub fn events(g: &Globals, id: &str, interval: Duration, mut emit: impl FnMut(&serde_json::Value)) -> Result<()> {
     let (st, dir) = {
         let entry = g.store().open(id)?;
-        (entry.load()?, entry.dir.clone())
+        (entry.load()?, entry.fifo.clone())
     };
     let cg = st.cgroup.clone().ok_or_else(|| Error::msg("container has no cgroup"))?;
     let mut ooms = cg.oom_kill_count().unwrap_or(0);

@@ -60,8 +60,10 @@ pub enum StartVia {
 pub struct SpawnOpts<'a> {
     pub bundle: &'a Bundle,
     pub id: &'a str,
-    /// The container's state directory (holds exec.fifo).
-    pub state_dir: &'a Path,
+    /// The state root (`--root`), for the seccomp cache.
+    pub state_root: &'a Path,
+    /// `create`'s fifo (the init opens it to wait for `start`).
+    pub fifo: &'a Path,
     pub console_socket: Option<OwnedFd>,
     pub preserve_fds: u32,
     pub no_pivot: bool,
@@ -80,12 +82,16 @@ pub struct SpawnOpts<'a> {
     pub close_in_child: &'a [RawFd],
     /// The state JSON hooks receive (status "creating", pid filled in).
     pub state_json: &'a dyn Fn(i32) -> serde_json::Value,
-    /// With [`StartVia::Socket`] and no prestart/createRuntime hooks: send
-    /// Start right behind Go, so that the init goes on to exec as soon as
-    /// it is ready instead of waiting for the runtime once more (a sandbox
-    /// job; fewer wake-ups on a busy host). It still cannot exec before Go,
-    /// that is, before its cgroup's limits and device rules are in place.
+    /// With [`StartVia::Socket`] (`run`) and no hooks: send Start right
+    /// behind Go, so that the init goes on to exec as soon as it is ready
+    /// instead of waiting for the runtime once more (one wake-up less on
+    /// each side). It still cannot exec before Go, that is, before its
+    /// cgroup's limits and device rules are in place, and the runtime still
+    /// waits for its Ready or error.
     pub start_early: bool,
+    /// The container's new network namespace, being made by a helper
+    /// (crate::netns): the init is cloned without CLONE_NEWNET and joins it.
+    pub net_ahead: Option<&'a mut crate::netns::Ahead>,
 }
 
 /// A container init that has reported ready.
@@ -222,7 +228,7 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
     let caps = CapSets::from_spec(spec.process().as_ref().and_then(|p| p.capabilities().as_ref()))?;
     caps.check_available()?;
     let seccomp_profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let seccomp = seccomp_profile.map(|p| compile_seccomp(p, o.state_dir.parent().unwrap_or(o.state_dir))).transpose()?;
+    let seccomp = seccomp_profile.map(|p| compile_seccomp(p, o.state_root)).transpose()?;
     let listener = match (seccomp_profile, &seccomp) {
         (Some(p), Some(prog)) if prog.needs_listener() => {
             let path = p.listener_path().as_ref().ok_or_else(|| Error::msg("linux.seccomp.listenerPath: required by SCMP_ACT_NOTIFY"))?;
@@ -232,8 +238,11 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
         }
         _ => None,
     };
-    let fifo_dir = match o.start_via {
-        StartVia::Fifo => Some(sys::open_path(o.state_dir, libc::O_PATH | libc::O_DIRECTORY)?),
+    let fifo = match o.start_via {
+        // An O_PATH fd the init reopens through /proc/self/fd: only the
+        // fifo's own mode counts, not the (0700) state root's, once the init
+        // runs as the container's user.
+        StartVia::Fifo => Some(sys::open_path(o.fifo, libc::O_PATH)?),
         StartVia::Socket => None,
     };
     let cgroup_sources = o.cgroup.map(|c| c.mount_sources()).unwrap_or_default();
@@ -253,7 +262,11 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
     // inherits it (CVE-2019-5736). The container process becomes dumpable
     // again at execve.
     security::set_dumpable(false);
-    let flags = clone_flags(spec);
+    let mut flags = clone_flags(spec);
+    let net_recv = o.net_ahead.as_ref().and_then(|a| a.receiver());
+    if net_recv.is_some() {
+        flags &= !(libc::CLONE_NEWNET as u64);
+    }
     crate::log::phase("clone");
     match sys::clone3(flags, cgroup_fd)? {
         None => {
@@ -274,7 +287,7 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
                 caps: &caps,
                 seccomp: seccomp.as_ref(),
                 listener: listener.as_ref().map(|(fd, m)| (fd.as_raw_fd(), m.as_str())),
-                fifo_dir: fifo_dir.as_ref().map(|f| f.as_raw_fd()),
+                fifo: fifo.as_ref().map(|f| f.as_raw_fd()),
                 console: o.console_socket.as_ref().map(|f| f.as_raw_fd()),
                 preserve_fds: o.preserve_fds,
                 no_pivot: o.no_pivot,
@@ -283,6 +296,7 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
                 die_with_parent: o.die_with_parent,
                 create_mountpoints: o.create_mountpoints,
                 go_before_devices: o.cgroup.is_some_and(|c| c.devices_written_in_steps()),
+                net_recv,
             };
             let err = match init(ctx) {
                 Ok(never) => match never {},
@@ -298,6 +312,9 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
         }
         Some((pid, pidfd)) => {
             drop(csock);
+            if let Some(a) = o.net_ahead.as_mut() {
+                a.close_receiver();
+            }
             drop(join);
             drop(o.console_socket.take());
             let sp = Spawned { pid, pidfd, sock: psock, start_sent: o.start_early && o.start_via == StartVia::Socket };
@@ -395,7 +412,8 @@ struct InitCtx<'a> {
     caps: &'a CapSets,
     seccomp: Option<&'a crate::seccomp::Program>,
     listener: Option<(RawFd, &'a str)>,
-    fifo_dir: Option<RawFd>,
+    /// `create`: an O_PATH fd of the fifo to wait on.
+    fifo: Option<RawFd>,
     console: Option<RawFd>,
     preserve_fds: u32,
     no_pivot: bool,
@@ -406,6 +424,9 @@ struct InitCtx<'a> {
     /// Wait for Go before creating device nodes (v1 device rules are being
     /// written meanwhile); else wait for it once the mounts are done.
     go_before_devices: bool,
+    /// Where the new network namespace arrives (crate::netns), if it is
+    /// made ahead.
+    net_recv: Option<RawFd>,
 }
 
 enum Never {}
@@ -438,13 +459,30 @@ fn init(mut c: InitCtx) -> Result<Never> {
     if crate::spec::has_new_ns(spec, LinuxNamespaceType::Cgroup) {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).ctx("unshare cgroup namespace")?;
     }
-    if spec.annotations().as_ref().and_then(|a| a.get(LOOPBACK_ANNOTATION)).map(String::as_str) == Some("true")
-        && crate::spec::has_new_ns(spec, LinuxNamespaceType::Network)
-    {
+    let loopback = spec.annotations().as_ref().and_then(|a| a.get(LOOPBACK_ANNOTATION)).map(String::as_str) == Some("true");
+    let has_sysctl = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).is_some_and(|m| !m.is_empty());
+    // The network namespace made ahead: joined before the first step that
+    // needs it (loopback, sysctls; else the first sysfs mount, else after
+    // the mounts: in any case before the prestart hooks see our pid).
+    let mut net_recv = c.net_recv;
+    let mut join_net = move || match net_recv.take() {
+        Some(fd) => {
+            crate::log::phase("init: net wait");
+            let r = crate::netns::join(fd);
+            crate::log::phase("init: net joined");
+            // SAFETY: our copy of the receiving end, used once.
+            unsafe { libc::close(fd) };
+            r
+        }
+        None => Ok(()),
+    };
+    if loopback || has_sysctl {
+        join_net()?;
+    }
+    if loopback && crate::spec::has_new_ns(spec, LinuxNamespaceType::Network) {
         sys::loopback_up()?;
     }
     // The runtime's own /proc writes go through a private procfs.
-    let has_sysctl = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).is_some_and(|m| !m.is_empty());
     let private_proc =
         if has_sysctl || process.oom_score_adj().is_some() { Some(sys::PrivateProc::new()?) } else { None };
     if let Some(proc) = &private_proc {
@@ -483,9 +521,9 @@ fn init(mut c: InitCtx) -> Result<Never> {
     let mut host_pid = 0;
     // The runtime applies the cgroup's limits and device rules meanwhile.
     let mut prep = if c.go_before_devices {
-        rootfs::prepare(&mut plan, &mut || wait_go(sock).map(|p| host_pid = p))?
+        rootfs::prepare(&mut plan, &mut || wait_go(sock).map(|p| host_pid = p), &mut join_net)?
     } else {
-        let prep = rootfs::prepare(&mut plan, &mut || Ok(()))?;
+        let prep = rootfs::prepare(&mut plan, &mut || Ok(()), &mut join_net)?;
         host_pid = wait_go(sock)?;
         prep
     };
@@ -521,7 +559,7 @@ fn init(mut c: InitCtx) -> Result<Never> {
         die_with_parent: c.die_with_parent,
         preserve_fds: c.preserve_fds,
         sock: c.sock,
-        fifo_dir: c.fifo_dir,
+        fifo: c.fifo,
         start_hooks: hooks::has(spec, Kind::StartContainer).then_some((spec, start_hooks)),
     };
     drop(prep);
@@ -539,7 +577,8 @@ struct Tail<'a> {
     die_with_parent: bool,
     preserve_fds: u32,
     sock: RawFd,
-    fifo_dir: Option<RawFd>,
+    /// `create`: an O_PATH fd of the fifo to wait on.
+    fifo: Option<RawFd>,
     start_hooks: Option<(&'a Spec, serde_json::Value)>,
 }
 
@@ -594,8 +633,8 @@ fn finish_and_exec(t: Tail) -> Result<Never> {
     send(t.sock, MSG_READY, &[])?;
 
     // Wait for `start` (or `run`'s / `exec`'s Start).
-    let _fifo_until_exec = match t.fifo_dir {
-        Some(dir) => {
+    let _fifo_until_exec = match t.fifo {
+        Some(fifo) => {
             // Only once the runtime has recorded us: if it died before, no
             // state names this process and nothing could ever start or
             // delete it, so leave.
@@ -603,7 +642,7 @@ fn finish_and_exec(t: Tail) -> Result<Never> {
                 Some((MSG_SAVED, _)) => {}
                 _ => bail!("runtime went away before recording the container"),
             }
-            Some(wait_fifo(dir)?)
+            Some(wait_fifo(fifo)?)
         }
         None => match recv(t.sock)? {
             Some((MSG_START, _)) => None,
@@ -686,10 +725,10 @@ fn check_cwd_inside() -> Result<()> {
 /// Block until `start` opens the fifo, then tell it we are going. The
 /// returned write end is close-on-exec: `start` reads EOF once we exec'd
 /// (or died), and runs poststart hooks only then.
-fn wait_fifo(dir: RawFd) -> Result<OwnedFd> {
-    let name = c"exec.fifo";
-    // SAFETY: dir is the state directory fd; blocks until a reader opens.
-    let fd = unsafe { libc::openat(dir, name.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+fn wait_fifo(fifo: RawFd) -> Result<OwnedFd> {
+    let path = CString::new(format!("/proc/self/fd/{fifo}")).map_err(|_| Error::msg("fifo path"))?;
+    // SAFETY: a valid C string; blocks until a reader opens.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
     if fd < 0 {
         return Err(Error::os("open exec.fifo", nix::errno::Errno::last_raw()));
     }
@@ -927,7 +966,7 @@ fn exec_child(
         die_with_parent: false,
         preserve_fds: o.preserve_fds,
         sock,
-        fifo_dir: None,
+        fifo: None,
         start_hooks: None,
     })
 }

@@ -318,7 +318,7 @@ fn owner_alive(bundle: &Path) -> bool {
     crate::state::process_alive(pid as i32, start)
 }
 
-/// What [`reap_stale`] reads of a state.json.
+/// What [`reap_stale`] reads of a container's record.
 #[derive(serde::Deserialize)]
 struct Supervised {
     #[serde(default)]
@@ -337,8 +337,11 @@ fn reap_stale(g: &Globals, bundles: &Path) {
         for e in rd.flatten() {
             let name = e.file_name();
             let Some(id) = name.to_str().filter(|n| !n.starts_with('.')) else { continue };
-            // Unlocked: state.json is replaced by rename, never half-written.
-            let Ok(text) = std::fs::read(e.path().join(crate::state::STATE_FILE)) else { continue };
+            // Unlocked: a record is replaced by rename, never half-written.
+            if !e.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let Ok(text) = std::fs::read(e.path()) else { continue };
             let sup = serde_json::from_slice::<Supervised>(&text).ok().and_then(|s| s.supervisor);
             if sup.is_some_and(|(pid, start)| !crate::state::process_alive(pid, start)) {
                 stale.push(id.to_string());
@@ -385,7 +388,8 @@ fn controllers(o: &Options) -> Vec<&'static str> {
 ///
 /// `--image host` needs no bundle directory: the config goes to the create
 /// path in memory, and the host's root is mounted, in the init's private
-/// mount namespace, over the state root (a directory that exists anyway).
+/// mount namespace, over the state root (a directory that exists anyway;
+/// it is also the bundle directory the state records).
 /// An image gets a bundle directory under `<root>/.sandbox` for its rootfs.
 pub fn run(g: &Globals, o: &Options) -> Result<Outcome> {
     let id = o.name.clone().unwrap_or_else(generated_id);
@@ -396,8 +400,8 @@ pub fn run(g: &Globals, o: &Options) -> Result<Outcome> {
     store.ensure_root()?;
     let root = std::path::absolute(&g.root).with_ctx(|| format!("state root {}", g.root.display()))?;
     let host = o.image == "host";
-    let dir = if host { root.join(&id) } else { bundles.join(&id) };
-    if root.join(&id).exists() || dir.exists() {
+    let dir = if host { root.clone() } else { bundles.join(&id) };
+    if root.join(&id).exists() || (!host && dir.exists()) {
         bail!("a sandbox named {id} already exists");
     }
     if !host {

@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -150,6 +151,26 @@ fn create_stdout_reaches_container() {
     assert_eq!(created.reread_stdout(), "hello-from-created\n");
     let err = created.reread_stderr();
     assert!(err.contains("err-from-created"), "stderr of create got {err:?}");
+}
+
+/// The init waits for `start` on the fifo after switching to the
+/// container's user: it reopens the fifo through /proc/self/fd, so the
+/// (root-only) state root's mode does not stop it.
+#[test]
+fn create_start_as_non_root_user() {
+    let t = Ctx::new("create-user");
+    let mut b = t.sh("echo uid=$(id -u)");
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    b.save();
+    let id = t.id("cuser");
+    let created = t.create(&b, &id);
+    let root_mode = fs::metadata(t.root()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(root_mode & 0o077, 0, "the state root is for root only: {root_mode:o}");
+    t.rt(&["start", &id]).ok();
+    t.wait_status(&id, "stopped");
+    assert_eq!(created.reread_stdout(), "uid=1000\n");
+    t.rt(&["delete", &id]).ok();
+    t.assert_nothing_left(&id, &b.dir);
 }
 
 #[test]
@@ -502,7 +523,7 @@ fn root_flag_isolates_state() {
     let b = t.sh("sleep 1000");
     let id = t.id("rootiso");
     t.create(&b, &id);
-    assert!(t.root().join(&id).is_dir(), "state dir is ROOT/ID");
+    assert!(t.root().join(&id).is_file(), "the state record is ROOT/ID");
     let other = t.path("other-root");
     let out = t.exec({
         let mut c = std::process::Command::new(runtime());
@@ -539,10 +560,10 @@ fn stele_default_root_is_run_stele() {
     let mut cmd = std::process::Command::new(runtime());
     cmd.args(["create", "--bundle", b.dir.to_str().unwrap(), &id]);
     let out = t.exec(cmd);
-    let exists = Path::new("/run/stele").join(&id).is_dir();
+    let exists = Path::new("/run/stele").join(&id).is_file();
     let _ = std::process::Command::new(runtime()).args(["delete", "--force", &id]).status();
     out.ok();
-    assert!(exists, "state dir under /run/stele");
+    assert!(exists, "state record under /run/stele");
 }
 
 #[test]
@@ -615,8 +636,16 @@ fn run_detach_pid_file() {
     t.rt(&["run", "-d", "--pid-file", pid_file.to_str().unwrap(), "--bundle", b.dir.to_str().unwrap(), &id]).ok();
     let pid: i64 = fs::read_to_string(&pid_file).unwrap().parse().unwrap();
     assert_eq!(t.state(&id)["pid"].as_i64(), Some(pid));
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    assert_eq!(String::from_utf8_lossy(&cmdline), "sleep\u{0}1000\u{0}");
+    // `run -d` returns once sh runs; sh then execs sleep in the same process.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let cmdline = String::from_utf8_lossy(&fs::read(format!("/proc/{pid}/cmdline")).unwrap()).into_owned();
+        if cmdline == "sleep\u{0}1000\u{0}" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "pid {pid} runs {cmdline:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]

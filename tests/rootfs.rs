@@ -339,6 +339,43 @@ fn join_namespace_by_path() {
     assert_ne!(lines[1], host_uts.to_str().unwrap());
 }
 
+/// The new network namespace is made by a helper while the init mounts
+/// (stele's netns module); the init must be in it before sysfs is mounted
+/// and before its pid is handed to the prestart hooks, with /sys or without.
+#[test]
+fn new_network_namespace_is_the_containers_own() {
+    let t = Ctx::new("ns-net");
+    let host = fs::read_link("/proc/self/ns/net").unwrap();
+    let hook_out = t.root().parent().unwrap().join("hook-net");
+    let script = "readlink /proc/self/ns/net; ls /sys/class/net | tr '\\n' ' '; echo; \
+                  tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '";
+    let mut b = t.sh(script);
+    // A prestart hook reads the init's namespace through /proc/<pid>.
+    b.config["hooks"] = json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c",
+        format!("pid=$(sed 's/.*\"pid\":\\([0-9]*\\).*/\\1/'); readlink /proc/$pid/ns/net > {}", hook_out.display())]}]});
+    b.save();
+    let out = t.run(&b);
+    out.ok();
+    let lines = out.lines();
+    assert!(lines[0].starts_with("net:["), "{out:?}");
+    assert_ne!(lines[0], host.to_str().unwrap(), "the container is in the host's network namespace");
+    assert_eq!(lines[1].trim(), "lo", "sysfs shows another namespace's devices: {out:?}");
+    assert_eq!(lines[2], "lo", "{out:?}");
+    assert_eq!(fs::read_to_string(&hook_out).unwrap().trim(), lines[0], "the prestart hook saw another namespace");
+
+    // No /sys mount: the namespace is joined after the mounts.
+    let mut b = t.sh("readlink /proc/self/ns/net; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '");
+    let mounts: Vec<_> = b.config["mounts"].as_array().unwrap().iter()
+        .filter(|m| !m["destination"].as_str().unwrap().starts_with("/sys")).cloned().collect();
+    b.config["mounts"] = json!(mounts);
+    b.save();
+    let out = t.run(&b);
+    out.ok();
+    let lines = out.lines();
+    assert_ne!(lines[0], host.to_str().unwrap(), "{out:?}");
+    assert_eq!(lines[1..], ["lo".to_string()], "{out:?}");
+}
+
 #[test]
 fn bad_namespace_path_fails_cleanly() {
     let t = Ctx::new("ns-badpath");

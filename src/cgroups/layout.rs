@@ -120,9 +120,30 @@ impl Layout {
 
     /// Read this process's layout now (uncached).
     pub fn read() -> Result<Layout> {
-        let mi = crate::sys::read_small_file(std::path::Path::new("/proc/self/mountinfo")).ctx("read /proc/self/mountinfo")?;
         let cg = crate::sys::read_small_file(std::path::Path::new("/proc/self/cgroup")).ctx("read /proc/self/cgroup")?;
+        if let Some(l) = Layout::unified(&cg) {
+            return Ok(l);
+        }
+        let mi = crate::sys::read_small_file(std::path::Path::new("/proc/self/mountinfo")).ctx("read /proc/self/mountinfo")?;
         Ok(Layout::parse(&mi, &cg))
+    }
+
+    /// The common case without mountinfo (slow to generate): a cgroup2 at
+    /// /sys/fs/cgroup (statfs, as runc decides it) that shows our own
+    /// cgroup where /proc/self/cgroup says. A mount of a sub-cgroup (its
+    /// mountinfo root is not "/") fails the second test and is read from
+    /// mountinfo.
+    fn unified(self_cgroup: &str) -> Option<Layout> {
+        const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+        let mountpoint = Path::new("/sys/fs/cgroup");
+        // SAFETY: statfs is plain data; valid C string.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statfs(c"/sys/fs/cgroup".as_ptr(), &mut st) } != 0 || st.f_type as i64 != CGROUP2_SUPER_MAGIC {
+            return None;
+        }
+        let own = self_cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
+        let h = Hierarchy { mountpoint: mountpoint.into(), root: "/".into(), name: String::new(), controllers: Vec::new(), own: own.into() };
+        h.host_path(own).is_dir().then(|| Layout { v1: Vec::new(), v2: Some(h) })
     }
 }
 

@@ -579,6 +579,9 @@ fn v2_child() {
         return;
     }
     assert!(is_v2_only());
+    // The statfs fast path sees what mountinfo says.
+    let full = super::layout::Layout::parse(&read("/proc/self/mountinfo"), &read("/proc/self/cgroup"));
+    assert_eq!(super::layout::Layout::read().unwrap(), full);
     let root = Path::new("/sys/fs/cgroup");
     let avail = read(root.join("cgroup.controllers"));
     let has = |c: &str| avail.split_whitespace().any(|a| a == c);
