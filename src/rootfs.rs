@@ -463,11 +463,26 @@ fn create_device(root: RawFd, d: &oci_spec::runtime::LinuxDevice) -> Result<()> 
 const DEFAULT_DEVICES: &[(&str, u64, u64)] =
     &[("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)];
 
+/// The default devices in a fresh /dev tmpfs: one mknodat each (under
+/// umask 0, owned by the init's root already); a name taken (a mount the
+/// config put there) goes the long way of [`mknod_in`].
 fn create_default_devices(root: RawFd, _devnull: RawFd) -> Result<()> {
-    for (p, ma, mi) in DEFAULT_DEVICES {
-        mknod_in(root, p, libc::S_IFCHR, 0o666, *ma, *mi, 0, 0)?;
-    }
     let dev = ensure_in_root(root, "/dev", false)?;
+    // SAFETY: umask only swaps the process's mask.
+    let old = unsafe { libc::umask(0) };
+    let made = DEFAULT_DEVICES.iter().try_for_each(|(p, ma, mi)| {
+        let name = cstring(&p["/dev/".len()..])?;
+        // SAFETY: dev is resolved in the root; name has no '/'.
+        let r = unsafe { libc::mknodat(dev.as_raw_fd(), name.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(*ma as u32, *mi as u32)) };
+        match r {
+            0 => Ok(()),
+            _ if nix::errno::Errno::last_raw() == libc::EEXIST => mknod_in(root, p, libc::S_IFCHR, 0o666, *ma, *mi, 0, 0),
+            _ => Err(Error::os(format!("mknod {p}"), nix::errno::Errno::last_raw())),
+        }
+    });
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    made?;
     for (name, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
