@@ -105,9 +105,6 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
         _ => image_root,
     };
     policy::check(spec, &bundle.dir, &bundle.rootfs, kind, &g.store)?;
-    // The network namespace is made in parallel with what follows.
-    let mut net_ahead = if crate::netns::wanted(spec) { Some(crate::netns::start()?) } else { None };
-    crate::log::phase("netns helper started");
 
     let store = g.store();
     let entry = store.create(id)?;
@@ -207,9 +204,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
         resources: linux.and_then(|l| l.resources().as_ref()),
         state_json: &state_json,
         start_early: spec.hooks().is_none(),
-        net_ahead: net_ahead.as_mut(),
     });
-    drop(net_ahead);
     let spawned = match spawned {
         Ok(s) => s,
         Err(e) => {

@@ -15,7 +15,6 @@ pub mod security;
 pub mod seccomp;
 pub mod cgroups;
 pub mod rootfs;
-pub mod netns;
 pub mod process;
 pub mod container;
 pub mod image;

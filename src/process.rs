@@ -89,9 +89,6 @@ pub struct SpawnOpts<'a> {
     /// cgroup's limits and device rules are in place, and the runtime still
     /// waits for its Ready or error.
     pub start_early: bool,
-    /// The container's new network namespace, being made by a helper
-    /// (crate::netns): the init is cloned without CLONE_NEWNET and joins it.
-    pub net_ahead: Option<&'a mut crate::netns::Ahead>,
 }
 
 /// A container init that has reported ready.
@@ -262,11 +259,7 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
     // inherits it (CVE-2019-5736). The container process becomes dumpable
     // again at execve.
     security::set_dumpable(false);
-    let mut flags = clone_flags(spec);
-    let net_recv = o.net_ahead.as_ref().and_then(|a| a.receiver());
-    if net_recv.is_some() {
-        flags &= !(libc::CLONE_NEWNET as u64);
-    }
+    let flags = clone_flags(spec);
     crate::log::phase("clone");
     match sys::clone3(flags, cgroup_fd)? {
         None => {
@@ -296,7 +289,6 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
                 die_with_parent: o.die_with_parent,
                 create_mountpoints: o.create_mountpoints,
                 go_before_devices: o.cgroup.is_some_and(|c| c.devices_written_in_steps()),
-                net_recv,
             };
             let err = match init(ctx) {
                 Ok(never) => match never {},
@@ -312,9 +304,6 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
         }
         Some((pid, pidfd)) => {
             drop(csock);
-            if let Some(a) = o.net_ahead.as_mut() {
-                a.close_receiver();
-            }
             drop(join);
             drop(o.console_socket.take());
             let sp = Spawned { pid, pidfd, sock: psock, start_sent: o.start_early && o.start_via == StartVia::Socket };
@@ -424,9 +413,6 @@ struct InitCtx<'a> {
     /// Wait for Go before creating device nodes (v1 device rules are being
     /// written meanwhile); else wait for it once the mounts are done.
     go_before_devices: bool,
-    /// Where the new network namespace arrives (crate::netns), if it is
-    /// made ahead.
-    net_recv: Option<RawFd>,
 }
 
 enum Never {}
@@ -459,30 +445,13 @@ fn init(mut c: InitCtx) -> Result<Never> {
     if crate::spec::has_new_ns(spec, LinuxNamespaceType::Cgroup) {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).ctx("unshare cgroup namespace")?;
     }
-    let loopback = spec.annotations().as_ref().and_then(|a| a.get(LOOPBACK_ANNOTATION)).map(String::as_str) == Some("true");
-    let has_sysctl = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).is_some_and(|m| !m.is_empty());
-    // The network namespace made ahead: joined before the first step that
-    // needs it (loopback, sysctls; else the first sysfs mount, else after
-    // the mounts: in any case before the prestart hooks see our pid).
-    let mut net_recv = c.net_recv;
-    let mut join_net = move || match net_recv.take() {
-        Some(fd) => {
-            crate::log::phase("init: net wait");
-            let r = crate::netns::join(fd);
-            crate::log::phase("init: net joined");
-            // SAFETY: our copy of the receiving end, used once.
-            unsafe { libc::close(fd) };
-            r
-        }
-        None => Ok(()),
-    };
-    if loopback || has_sysctl {
-        join_net()?;
-    }
-    if loopback && crate::spec::has_new_ns(spec, LinuxNamespaceType::Network) {
+    if spec.annotations().as_ref().and_then(|a| a.get(LOOPBACK_ANNOTATION)).map(String::as_str) == Some("true")
+        && crate::spec::has_new_ns(spec, LinuxNamespaceType::Network)
+    {
         sys::loopback_up()?;
     }
     // The runtime's own /proc writes go through a private procfs.
+    let has_sysctl = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).is_some_and(|m| !m.is_empty());
     let private_proc =
         if has_sysctl || process.oom_score_adj().is_some() { Some(sys::PrivateProc::new()?) } else { None };
     if let Some(proc) = &private_proc {
@@ -521,9 +490,9 @@ fn init(mut c: InitCtx) -> Result<Never> {
     let mut host_pid = 0;
     // The runtime applies the cgroup's limits and device rules meanwhile.
     let mut prep = if c.go_before_devices {
-        rootfs::prepare(&mut plan, &mut || wait_go(sock).map(|p| host_pid = p), &mut join_net)?
+        rootfs::prepare(&mut plan, &mut || wait_go(sock).map(|p| host_pid = p))?
     } else {
-        let prep = rootfs::prepare(&mut plan, &mut || Ok(()), &mut join_net)?;
+        let prep = rootfs::prepare(&mut plan, &mut || Ok(()))?;
         host_pid = wait_go(sock)?;
         prep
     };

@@ -196,14 +196,7 @@ pub struct Prepared {
 /// propagation, mount the root and every configured mount, create devices.
 /// `before_devices` runs after the mounts and before any device node is
 /// made (the runtime's device rules must be complete by then).
-///
-/// `before_sysfs` runs once, before the first fresh sysfs mount (it shows
-/// the mounter's network namespace) or, without one, after the mounts.
-pub fn prepare(
-    plan: &mut Plan,
-    before_devices: &mut dyn FnMut() -> Result<()>,
-    before_sysfs: &mut dyn FnMut() -> Result<()>,
-) -> Result<Prepared> {
+pub fn prepare(plan: &mut Plan, before_devices: &mut dyn FnMut() -> Result<()>) -> Result<Prepared> {
     let linux = plan.spec.linux().as_ref();
     // Our copy of the host's mounts must not propagate back to the host.
     nix::mount::mount(None::<&str>, "/", None::<&str>, nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE, None::<&str>)
@@ -235,12 +228,7 @@ pub fn prepare(
 
     let mounts = plan.spec.mounts().as_deref().unwrap_or(&[]);
     let mut dev_is_new = false;
-    let mut sysfs_ready = false;
     for (i, m) in mounts.iter().enumerate() {
-        if !sysfs_ready && m.typ().as_deref() == Some("sysfs") {
-            before_sysfs()?;
-            sysfs_ready = true;
-        }
         mount_one(plan, root.as_raw_fd(), m).map_err(|e| {
             if e.errno() == Some(libc::EROFS) && !plan.create_mountpoints {
                 Error::msg(format!(
@@ -257,9 +245,6 @@ pub fn prepare(
         }
     }
 
-    if !sysfs_ready {
-        before_sysfs()?;
-    }
     before_devices()?;
     if dev_is_new {
         create_default_devices(root.as_raw_fd(), devnull.as_raw_fd())?;
