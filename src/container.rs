@@ -141,30 +141,6 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
             return Err(e);
         }
     };
-    // A first record (no process yet): if this runtime is killed from here
-    // on, `delete --force` still finds the cgroup to remove.
-    let supervisor = job.map(|_| {
-        let me = std::process::id() as i32;
-        (me, crate::sys::process_start_time(me).unwrap_or(0))
-    });
-    let early = State {
-        id: id.to_string(),
-        pid: 0,
-        pid_start: 0,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: String::new(),
-        owner: String::new(),
-        annotations: Default::default(),
-        cgroup: Some(cgroup.clone()),
-        config: serde_json::Value::Null,
-        started: false,
-        supervisor,
-    };
-    if let Err(e) = entry.save(&early) {
-        discard(&entry, Some(&cgroup));
-        return Err(e);
-    }
     crate::log::phase("cgroup");
     let console = match console_of(o) {
         Ok(c) => c,
@@ -174,9 +150,36 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
         }
     };
 
-    let created = crate::log::rfc3339_now();
     let annotations: std::collections::BTreeMap<String, String> =
         spec.annotations().clone().unwrap_or_default().into_iter().collect();
+    // The record, saved by the runtime while the init mounts: from then
+    // on, if this runtime is killed, `delete --force` finds the init and
+    // the cgroup.
+    let mut st = State {
+        id: id.to_string(),
+        pid: 0,
+        pid_start: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::log::rfc3339_now(),
+        owner: String::new(),
+        annotations: annotations.clone(),
+        cgroup: Some(cgroup.clone()),
+        config: match job {
+            Some(j) => j.config.clone(),
+            None => serde_json::to_value(spec).unwrap_or_default(),
+        },
+        started: via == StartVia::Socket,
+        supervisor: job.map(|_| {
+            let me = std::process::id() as i32;
+            (me, crate::sys::process_start_time(me).unwrap_or(0))
+        }),
+    };
+    let mut record = |pid: i32| {
+        st.pid = pid;
+        st.pid_start = crate::sys::process_start_time(pid).unwrap_or(0);
+        entry.save(&st)
+    };
     let state_json = |pid: i32| {
         serde_json::json!({
             "ociVersion": spec.version(),
@@ -204,6 +207,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
         resources: linux.and_then(|l| l.resources().as_ref()),
         state_json: &state_json,
         start_early: spec.hooks().is_none(),
+        on_cloned: &mut record,
     });
     let spawned = match spawned {
         Ok(s) => s,
@@ -212,25 +216,13 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
             return Err(e);
         }
     };
-    let st = State {
-        pid: spawned.pid,
-        pid_start: crate::sys::process_start_time(spawned.pid).unwrap_or(0),
-        created,
-        annotations: annotations.clone(),
-        config: match job {
-            Some(j) => j.config.clone(),
-            None => serde_json::to_value(spec).unwrap_or_default(),
-        },
-        started: via == StartVia::Socket,
-        ..early
-    };
     crate::log::phase("init ready");
     if via == StartVia::Socket {
-        // `run`: the init is released first and the state written while it
+        // `run`: the init is released first, the pid file written while it
         // execs (start_spawned).
         return Ok((entry, st, spawned));
     }
-    if let Err(e) = save_state(&entry, &st, o).and_then(|_| spawned.confirm_saved()) {
+    if let Err(e) = write_pid_file(&st, o).and_then(|_| spawned.confirm_saved()) {
         spawned.kill_and_reap();
         discard(&entry, st.cgroup.as_ref());
         return Err(e);
@@ -248,8 +240,7 @@ fn discard(entry: &Entry, cg: Option<&Cgroup>) {
     let _ = entry.remove();
 }
 
-fn save_state(entry: &Entry, st: &State, o: &CreateOpts) -> Result<()> {
-    entry.save(st)?;
+fn write_pid_file(st: &State, o: &CreateOpts) -> Result<()> {
     match &o.pid_file {
         Some(p) => state::write_pid_file(p, st.pid),
         None => Ok(()),
@@ -405,10 +396,10 @@ pub struct Outcome {
     pub cpu_time_ns: Option<u64>,
 }
 
-/// `run`: release the init, write the state while it execs, wait for the
-/// exec, run poststart hooks. On error the container is removed.
+/// `run`: release the init, write the pid file while it execs, wait for
+/// the exec, run poststart hooks. On error the container is removed.
 fn start_spawned(entry: &Entry, st: &State, sp: &process::Spawned, o: &CreateOpts) -> Result<()> {
-    let started = sp.send_start().and_then(|_| save_state(entry, st, o)).and_then(|_| sp.wait_exec());
+    let started = sp.send_start().and_then(|_| write_pid_file(st, o)).and_then(|_| sp.wait_exec());
     if let Err(e) = started {
         sp.kill_and_reap();
         discard(entry, st.cgroup.as_ref());

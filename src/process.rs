@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! parent (create/run)                      init (in new namespaces)
-//!   clone3(ns flags) ------------------->  non-dumpable, wait
-//!   place in cgroup, send Go ----------->  join ns, unshare cgroup ns, sysctl,
+//!   clone3(ns flags, into the cgroup) -->  non-dumpable
+//!   write the state record               join ns, unshare cgroup ns, sysctl,
+//!   limits + device rules, send Go ----->  (waits for Go before devices)
 //!                                          hostname, mounts, devices
 //!                          <------------- Mounted (only if there are hooks)
 //!   prestart + createRuntime hooks
@@ -15,8 +16,8 @@
 //!                                          no_new_privs | seccomp (no NNP),
 //!                                          bounding set, user, capabilities
 //!                          <------------- Ready   (or Error "msg")
-//!   create: write state, pid file, exit    wait for start: exec.fifo (create)
-//!   run: send Start -------------------->  or Start on the socket (run);
+//!   create: pid file, Saved, exit          wait for start: exec.fifo (create)
+//!   run: Start (with Go when no hooks) ->  or Start on the socket (run);
 //!                                          startContainer hooks, seccomp
 //!                                          (with NNP), fds >= 3+N cloexec,
 //!                                          execve (the socket is CLOEXEC:
@@ -89,6 +90,10 @@ pub struct SpawnOpts<'a> {
     /// cgroup's limits and device rules are in place, and the runtime still
     /// waits for its Ready or error.
     pub start_early: bool,
+    /// Called in the runtime with the init's pid once Go is sent (it
+    /// records the container while the init mounts, before any hook);
+    /// an error kills the init.
+    pub on_cloned: &'a mut dyn FnMut(i32) -> Result<()>,
 }
 
 /// A container init that has reported ready.
@@ -307,7 +312,7 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
             drop(join);
             drop(o.console_socket.take());
             let sp = Spawned { pid, pidfd, sock: psock, start_sent: o.start_early && o.start_via == StartVia::Socket };
-            match drive(&sp, &o) {
+            match drive(&sp, &mut o) {
                 Ok(()) => Ok(sp),
                 Err(e) => {
                     sp.kill_and_reap();
@@ -318,7 +323,7 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
     }
 }
 
-fn drive(sp: &Spawned, o: &SpawnOpts) -> Result<()> {
+fn drive(sp: &Spawned, o: &mut SpawnOpts) -> Result<()> {
     let spec = &o.bundle.spec;
     // The init is in its cgroup already: limits and device rules go on now,
     // while it joins namespaces and mounts; it waits for Go before it creates
@@ -336,6 +341,8 @@ fn drive(sp: &Spawned, o: &SpawnOpts) -> Result<()> {
         }
         return Err(e);
     }
+    // The record, written while the init mounts.
+    (o.on_cloned)(sp.pid)?;
     loop {
         match recv(sp.sock.as_raw_fd())? {
             Some((MSG_MOUNTED, _)) => {
