@@ -165,10 +165,7 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
         owner: String::new(),
         annotations: annotations.clone(),
         cgroup: Some(cgroup.clone()),
-        config: match job {
-            Some(j) => j.config.clone(),
-            None => serde_json::to_value(spec).unwrap_or_default(),
-        },
+        config: serde_json::Value::Null,
         started: via == StartVia::Socket,
         supervisor: job.map(|_| {
             let me = std::process::id() as i32;
@@ -178,6 +175,10 @@ fn create_inner(g: &Globals, id: &str, o: &CreateOpts, via: StartVia, job: Optio
     let mut record = |pid: i32| {
         st.pid = pid;
         st.pid_start = crate::sys::process_start_time(pid).unwrap_or(0);
+        st.config = match job {
+            Some(j) => j.config.clone(),
+            None => serde_json::to_value(spec).unwrap_or_default(),
+        };
         entry.save(&st)
     };
     let state_json = |pid: i32| {

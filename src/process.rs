@@ -706,10 +706,16 @@ fn wait_fifo(fifo: RawFd) -> Result<OwnedFd> {
     // SAFETY: a valid C string; blocks until a reader opens.
     let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
     if fd < 0 {
-        return Err(Error::os("open exec.fifo", nix::errno::Errno::last_raw()));
+        return Err(Error::os("open the create fifo through the container's /proc (create needs /proc mounted)", nix::errno::Errno::last_raw()));
     }
     // SAFETY: fd is ours.
     let f = unsafe { OwnedFd::from_raw_fd(fd) };
+    // The container's /proc is whatever the config mounted there: make sure
+    // it led to our fifo and not to a file the image planted.
+    let (a, b) = (sys::fstat(fifo)?, sys::fstat(f.as_raw_fd())?);
+    if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino) {
+        bail!("the container's /proc/self/fd/{fifo} is not the create fifo (is /proc a procfs?)");
+    }
     // SAFETY: one byte from a valid buffer.
     unsafe { libc::write(f.as_raw_fd(), b"0".as_ptr().cast(), 1) };
     Ok(f)

@@ -85,8 +85,7 @@ fn run_detach_then_state_kill_delete() {
     assert_eq!(state["status"], "running", "{state}");
     let pid = state["pid"].as_i64().unwrap();
     assert!(pid > 0);
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    assert_eq!(String::from_utf8_lossy(&cmdline), "sleep\u{0}1000\u{0}");
+    wait_cmdline(pid as i32, "sleep\u{0}1000\u{0}");
     t.rt(&["kill", &id, "KILL"]).ok();
     let state = t.wait_status(&id, "stopped");
     assert_eq!(state["pid"], 0, "{state}");
@@ -124,8 +123,8 @@ fn lifecycle_state_fields() {
     let state = t.state(&id);
     assert_eq!(state["status"], "running", "{state}");
     assert_eq!(state["pid"].as_i64(), Some(pid));
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    assert_eq!(String::from_utf8_lossy(&cmdline), "sleep\u{0}1000\u{0}", "init became the user process");
+    // the init became the user process (`sh -c`, which then execs sleep)
+    wait_cmdline(pid as i32, "sleep\u{0}1000\u{0}");
 
     // pid 1 ignores TERM without a handler: use KILL.
     t.rt(&["kill", &id, "KILL"]).ok();
@@ -170,6 +169,32 @@ fn create_start_as_non_root_user() {
     t.wait_status(&id, "stopped");
     assert_eq!(created.reread_stdout(), "uid=1000\n");
     t.rt(&["delete", &id]).ok();
+    t.assert_nothing_left(&id, &b.dir);
+}
+
+/// The init finds the create fifo through /proc/self/fd: a rootfs without
+/// a procfs there, whose /proc/self/fd/N lead elsewhere, is refused.
+#[test]
+fn create_refuses_a_fake_proc_for_its_fifo() {
+    let t = Ctx::new("create-fakeproc");
+    let mut b = t.sh("echo should-not-run");
+    let mounts: Vec<_> = b.config["mounts"].as_array().unwrap().iter().filter(|m| m["destination"] != "/proc").cloned().collect();
+    b.config["mounts"] = json!(mounts);
+    b.save();
+    b.mkdirs(&["proc/self/fd"]);
+    for n in 3..=30 {
+        let _ = std::os::unix::fs::symlink("/dev/null", b.rootfs().join(format!("proc/self/fd/{n}")));
+    }
+    let id = t.id("fakeproc");
+    // The init looks for the fifo once create has returned: it gives up,
+    // saying why on the container's stderr, and start finds it gone.
+    let created = t.rt(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+    created.ok();
+    t.wait_status(&id, "stopped");
+    t.rt(&["start", &id]).fails();
+    assert!(created.reread_stderr().contains("not the create fifo"), "{}", created.reread_stderr());
+    assert!(!created.reread_stdout().contains("should-not-run"));
+    t.rt(&["delete", "--force", &id]);
     t.assert_nothing_left(&id, &b.dir);
 }
 
@@ -637,15 +662,7 @@ fn run_detach_pid_file() {
     let pid: i64 = fs::read_to_string(&pid_file).unwrap().parse().unwrap();
     assert_eq!(t.state(&id)["pid"].as_i64(), Some(pid));
     // `run -d` returns once sh runs; sh then execs sleep in the same process.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let cmdline = String::from_utf8_lossy(&fs::read(format!("/proc/{pid}/cmdline")).unwrap()).into_owned();
-        if cmdline == "sleep\u{0}1000\u{0}" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "pid {pid} runs {cmdline:?}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_cmdline(pid as i32, "sleep\u{0}1000\u{0}");
 }
 
 #[test]

@@ -661,3 +661,19 @@ pub fn write_script(path: &Path, body: &str) {
     fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// Wait (at most 5 s) until process `pid` runs `want` (its NUL-separated
+/// /proc/PID/cmdline): a shell the runtime started may exec its command a
+/// moment after the runtime returns.
+#[track_caller]
+pub fn wait_cmdline(pid: i32, want: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()).into_owned();
+        if now == want {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "pid {pid} runs {now:?}, not {want:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
