@@ -333,19 +333,13 @@ struct Supervised {
 /// bundle directory, made before its state, names it in an `owner` file.
 fn reap_stale(g: &Globals, bundles: &Path) {
     let mut stale = vec![];
-    if let Ok(rd) = std::fs::read_dir(&g.root) {
-        for e in rd.flatten() {
-            let name = e.file_name();
-            let Some(id) = name.to_str().filter(|n| !n.starts_with('.')) else { continue };
-            // Unlocked: a record is replaced by rename, never half-written.
-            if !e.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
-            }
-            let Ok(text) = std::fs::read(e.path()) else { continue };
-            let sup = serde_json::from_slice::<Supervised>(&text).ok().and_then(|s| s.supervisor);
-            if sup.is_some_and(|(pid, start)| !crate::state::process_alive(pid, start)) {
-                stale.push(id.to_string());
-            }
+    let store = g.store();
+    for id in store.list().unwrap_or_default() {
+        // Unlocked: a record is replaced by rename, never half-written.
+        let Ok(text) = std::fs::read(store.record(&id)) else { continue };
+        let sup = serde_json::from_slice::<Supervised>(&text).ok().and_then(|s| s.supervisor);
+        if sup.is_some_and(|(pid, start)| !crate::state::process_alive(pid, start)) {
+            stale.push(id);
         }
     }
     if let Ok(rd) = std::fs::read_dir(bundles) {

@@ -171,10 +171,16 @@ impl Store {
             .with_ctx(|| format!("create state root {}", self.root.display()))
     }
 
+    /// Where container `id`'s record is (read it unlocked only as a whole:
+    /// it is replaced by rename).
+    pub fn record(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
     fn entry(&self, id: &str, lock: File) -> Entry {
         Entry {
             id: id.to_string(),
-            path: self.root.join(id),
+            path: self.record(id),
             fifo: self.root.join(format!(".{id}.fifo")),
             tmp: self.root.join(format!(".{id}.tmp")),
             _lock: lock,

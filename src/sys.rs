@@ -451,37 +451,3 @@ pub fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
-
-/// Receive one message with at most one fd (SCM_RIGHTS), without
-/// allocating: the payload's length (0 at EOF) and the fd, if one came.
-pub fn recv_fd(sock: RawFd, payload: &mut [u8]) -> std::io::Result<(usize, Option<OwnedFd>)> {
-    let mut iov = libc::iovec { iov_base: payload.as_mut_ptr().cast(), iov_len: payload.len() };
-    let mut cbuf = [0u64; 8];
-    // SAFETY: msghdr is plain data.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
-    let n = loop {
-        // SAFETY: msg points at live buffers.
-        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n < 0 && nix::errno::Errno::last_raw() == libc::EINTR {
-            continue;
-        }
-        break n;
-    };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the kernel filled msg; CMSG_* walk within msg_control.
-    let fd = unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS {
-            None
-        } else {
-            Some(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const RawFd)))
-        }
-    };
-    Ok((n as usize, fd))
-}
