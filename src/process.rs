@@ -618,6 +618,11 @@ fn finish_and_exec(t: Tail) -> Result<Never> {
                 Some((MSG_SAVED, _)) => {}
                 _ => bail!("runtime went away before recording the container"),
             }
+            // `create` returns now and reads nothing more: shut our side, so
+            // that an error from here on fails to send and goes to the
+            // container's stderr instead of a socket nobody reads.
+            // SAFETY: shutdown of our own socket.
+            unsafe { libc::shutdown(t.sock, libc::SHUT_WR) };
             Some(wait_fifo(fifo)?)
         }
         None => match recv(t.sock)? {
