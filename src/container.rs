@@ -255,7 +255,7 @@ pub fn create(g: &Globals, id: &str, o: &CreateOpts) -> Result<()> {
 }
 
 fn spec_of(st: &State) -> Option<oci_spec::runtime::Spec> {
-    serde::Deserialize::deserialize(&st.config).ok()
+    crate::spec::from_value(&st.config).ok()
 }
 
 /// The spec, to run its hooks: None, and nothing parsed, when it has none.
@@ -723,7 +723,9 @@ pub struct ExecOpts {
 fn exec_process(st: &State, o: &ExecOpts) -> Result<oci_spec::runtime::Process> {
     let parse = |v: &[u8], what: &str| -> Result<oci_spec::runtime::Process> {
         let de = &mut serde_json::Deserializer::from_slice(v);
-        serde_path_to_error::deserialize(de).map_err(|e| Error::msg(format!("{what}: {}: {}", e.path(), e.inner())))
+        serde_path_to_error::deserialize::<_, crate::spec::De<oci_spec::runtime::Process>>(de)
+            .map(|p| p.0)
+            .map_err(|e| Error::msg(format!("{what}: {}: {}", e.path(), e.inner())))
     };
     let p = if let Some(f) = &o.process_file {
         let bytes = std::fs::read(f).with_ctx(|| format!("read process file {}", f.display()))?;

@@ -8,6 +8,9 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+mod wire;
+pub use wire::De;
+
 /// A loaded and validated bundle.
 pub struct Bundle {
     /// Absolute bundle directory.
@@ -32,9 +35,9 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
 /// wrapper): a config is parsed plainly, and again with the path only to
 /// explain an error.
 pub fn parse(bytes: &[u8]) -> Result<Spec> {
-    serde_json::from_slice(bytes).or_else(|_| {
+    serde_json::from_slice::<De<Spec>>(bytes).map(|s| s.0).or_else(|_| {
         let de = &mut serde_json::Deserializer::from_slice(bytes);
-        serde_path_to_error::deserialize::<_, Spec>(de).map_err(parse_error)
+        serde_path_to_error::deserialize::<_, De<Spec>>(de).map(|s| s.0).map_err(parse_error)
     })
 }
 
@@ -42,7 +45,9 @@ pub fn parse(bytes: &[u8]) -> Result<Spec> {
 pub fn from_value(v: &serde_json::Value) -> Result<Spec> {
     use serde::Deserialize;
     // As in [`parse`]: the path only to explain an error.
-    Spec::deserialize(v).or_else(|_| serde_path_to_error::deserialize::<_, Spec>(v).map_err(parse_error))
+    De::<Spec>::deserialize(v)
+        .map(|s| s.0)
+        .or_else(|_| serde_path_to_error::deserialize::<_, De<Spec>>(v).map(|s| s.0).map_err(parse_error))
 }
 
 fn parse_error(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
