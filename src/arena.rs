@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 const SIZE: usize = 4 << 20;
 /// Larger allocations (I/O buffers, image data) are not worth keeping.
 const SMALL: usize = 64 << 10;
+/// The largest freed block taken back (see `dealloc`).
+const REWIND_MAX: usize = 4 << 10;
 
 #[repr(C, align(4096))]
 struct Buf(UnsafeCell<[u8; SIZE]>);
@@ -98,9 +100,13 @@ unsafe impl GlobalAlloc for Arena {
         }
         // The last block handed out (a temporary string, a buffer that grew
         // and moved): take it back. Its bytes are zeroed again, so that
-        // everything above `next` stays zero for alloc_zeroed.
+        // everything above `next` stays zero for alloc_zeroed. Only small
+        // blocks: zeroing a large one writes every page of it, and most of a
+        // large buffer (a 64 KiB read buffer holding one line of procfs) was
+        // never touched: each page would fault in only to be cleared (16
+        // page faults per such buffer, copy-on-write ones after clone).
         let start = p as usize - self.base();
-        if self.next.load(Ordering::Relaxed) == start + l.size() {
+        if l.size() <= REWIND_MAX && self.next.load(Ordering::Relaxed) == start + l.size() {
             // SAFETY: the block is ours and no longer in use.
             unsafe { p.write_bytes(0, l.size()) };
             let _ = self.next.compare_exchange(start + l.size(), start, Ordering::Relaxed, Ordering::Relaxed);
@@ -158,6 +164,13 @@ mod tests {
             let h = a.alloc_zeroed(Layout::from_size_align(300, 64).unwrap());
             assert_eq!(h, g);
             assert!(std::slice::from_raw_parts(h, 300).iter().all(|&b| b == 0));
+            // a large last block is left in place when freed: clearing it
+            // would touch all its pages
+            let lb = Layout::from_size_align(REWIND_MAX + 8, 8).unwrap();
+            let b = a.alloc(lb);
+            a.dealloc(b, lb);
+            let after = a.alloc(l);
+            assert!(after as usize >= b as usize + lb.size());
             // an earlier one moves, keeping its bytes
             p.write_bytes(7, 24);
             let q = a.realloc(p, l, 4000);

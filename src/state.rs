@@ -191,8 +191,16 @@ impl Store {
     /// disk for it until the first [`Entry::save`].
     pub fn create(&self, id: &str) -> Result<Entry> {
         validate_id(id)?;
-        self.ensure_root()?;
-        let e = self.entry(id, self.lock(id)?);
+        // The root usually exists: make it only when the lock file cannot
+        // be opened for want of it.
+        let lock = match self.lock(id) {
+            Err(e) if e.errno() == Some(libc::ENOENT) => {
+                self.ensure_root()?;
+                self.lock(id)?
+            }
+            r => r?,
+        };
+        let e = self.entry(id, lock);
         if std::fs::symlink_metadata(&e.path).is_ok() {
             bail!("container with id {id} already exists");
         }

@@ -325,7 +325,9 @@ pub fn unlock_pty(master: RawFd) -> Result<()> {
 /// field 22) of a process from /proc/PID/stat; the start time tells a pid
 /// from a reused one.
 pub fn process_stat(pid: i32) -> Option<(char, u64)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // One large read: procfs formats the whole line again for every read
+    // call (read_to_string's small first reads cost four of them).
+    let s = read_small_file(Path::new(&format!("/proc/{pid}/stat"))).ok()?;
     // the fields after the comm: state is field 3, starttime (22) is index 19
     let mut after = s[s.rfind(')')? + 2..].split(' ');
     let state = after.next()?.chars().next()?;
