@@ -39,6 +39,18 @@ impl HookLog {
             .collect()
     }
 
+    /// Wait until the hook that wrote its pid to DIR/hookpid is gone.
+    fn wait_hook_killed(&self) {
+        let hook_pid = fs::read_to_string(self.dir.join("hookpid")).unwrap();
+        wait_for(
+            || {
+                let stat = fs::read_to_string(format!("/proc/{}/stat", hook_pid.trim())).unwrap_or_default();
+                stat.is_empty() || stat.contains(") Z ")
+            },
+            "timed-out hook to die",
+        );
+    }
+
     fn state(&self, name: &str) -> Value {
         let text = fs::read_to_string(self.dir.join(format!("{name}.json")))
             .unwrap_or_else(|e| panic!("{name} hook wrote no state: {e}"));
@@ -199,15 +211,7 @@ fn hook_timeout_fails_create() {
     let took = start.elapsed();
     out.fails();
     assert!(took < Duration::from_secs(15), "timeout of 1s took {took:?}");
-    // The hook process was killed.
-    let hook_pid = fs::read_to_string(log.dir.join("hookpid")).unwrap();
-    wait_for(
-        || {
-            let stat = fs::read_to_string(format!("/proc/{}/stat", hook_pid.trim())).unwrap_or_default();
-            stat.is_empty() || stat.contains(") Z ")
-        },
-        "timed-out hook to die",
-    );
+    log.wait_hook_killed();
     t.assert_nothing_left(&id, &b.dir);
 }
 
@@ -339,4 +343,132 @@ fn create_killed_midway_then_force_delete_cleans_up() {
     assert!(!pids_dir.exists(), "cgroup {} left behind", pids_dir.display());
     assert!(!t.root().join(&id).exists(), "state directory left behind");
     let _ = std::process::Command::new("pkill").args(["-f", "sleep 31.7"]).status();
+}
+
+// ---------------------------------------------------------------------------
+// Hook stdio: the runtime must never block on a hook's pipes.
+
+/// How long a runtime call with a misbehaving hook may take. The old,
+/// blocking hook I/O hung (forever, or until a 60 s sleep ended): such a
+/// regression fails here (run_captured kills the runtime) instead of hanging.
+const PROMPT: Duration = Duration::from_secs(20);
+
+fn sh_hook(script: &str) -> Value {
+    json!({"path": "/bin/sh", "args": ["sh", "-c", script]})
+}
+
+/// Save `b` with `hooks` and `run` it as a new container; returns its id and
+/// the runtime's output, failing the test if it takes PROMPT or longer.
+fn run_with_hooks(t: &Ctx, b: &mut Bundle, hooks: Value) -> (String, Out) {
+    b.config["hooks"] = hooks;
+    b.save();
+    let id = t.id("hookio");
+    let start = Instant::now();
+    let out = run_captured(t.cmd(&["run", "--bundle", b.dir.to_str().unwrap(), &id]), &t.path(""), PROMPT);
+    assert!(start.elapsed() < PROMPT, "took {:?}: {out}", start.elapsed());
+    (id, out)
+}
+
+/// `run` failed with every one of `why` in its error, before the container's
+/// process (`echo should-not-run`) ran, and left nothing behind.
+#[track_caller]
+fn assert_failed_cleanly(t: &Ctx, b: &Bundle, id: &str, out: &Out, why: &[&str]) {
+    out.fails();
+    for w in why {
+        out.stderr_has(w);
+    }
+    assert!(!out.stdout.contains("should-not-run"), "{out}");
+    t.assert_nothing_left(id, &b.dir);
+}
+
+/// A 200 KiB annotation: the state JSON on the hooks' stdin outgrows a pipe.
+fn big_annotation(b: &mut Bundle) -> String {
+    let value = "a".repeat(200 * 1024);
+    b.config["annotations"] = json!({"big": value});
+    value
+}
+
+#[test]
+fn hook_with_large_output_does_not_block() {
+    let t = Ctx::new("hooks-big-output");
+    let mut b = t.sh("echo container-ran");
+    // No timeout: nothing but the runtime reading the pipes lets it finish.
+    let hook = sh_hook("head -c 1048576 /dev/zero; head -c 1048576 /dev/zero >&2");
+    let (_, out) = run_with_hooks(&t, &mut b, json!({"createRuntime": [hook]}));
+    out.ok();
+    assert_eq!(out.stdout, "container-ran\n");
+}
+
+#[test]
+fn failing_hook_output_is_in_the_error() {
+    let t = Ctx::new("hooks-fail-msg");
+    let mut b = t.sh("echo should-not-run");
+    let hook = sh_hook("echo hook-said-out; echo hook-said-err >&2; exit 7");
+    let (id, out) = run_with_hooks(&t, &mut b, json!({"createRuntime": [hook]}));
+    assert_failed_cleanly(&t, &b, &id, &out, &["exit status 7", "hook-said-out", "hook-said-err"]);
+}
+
+#[test]
+fn failing_hook_with_large_output_is_truncated_in_the_error() {
+    stele_only!(); // runc puts all of it in the message
+    let t = Ctx::new("hooks-fail-big");
+    let mut b = t.sh("echo should-not-run");
+    let hook = sh_hook("head -c 1048576 /dev/zero | tr '\\0' x >&2; exit 5");
+    let (id, out) = run_with_hooks(&t, &mut b, json!({"createRuntime": [hook]}));
+    assert_failed_cleanly(&t, &b, &id, &out, &["exit status 5", "xxxxxxxx", "truncated"]);
+    assert!(out.stderr.len() < 128 * 1024, "error of {} bytes: not capped", out.stderr.len());
+}
+
+#[test]
+fn failing_hook_with_background_child_returns_promptly() {
+    // runc 1.1.5 waits for EOF on the hook's pipes: until the sleep ends.
+    stele_only!();
+    let t = Ctx::new("hooks-fail-bg");
+    let log = HookLog::new(&t);
+    let dir = log.dir.to_str().unwrap();
+    let mut b = t.sh("echo should-not-run");
+    // The background sleep inherits the hook's stdout and stderr.
+    let hook = sh_hook(&format!("sleep 60 & echo $! > {dir}/bgpid; echo bad-hook >&2; exit 3"));
+    let (id, out) = run_with_hooks(&t, &mut b, json!({"createRuntime": [hook]}));
+    let bg: i32 = fs::read_to_string(log.dir.join("bgpid")).unwrap().trim().parse().unwrap();
+    // SAFETY: plain kill(2) of the sleep the hook started (the runtime does
+    // not own what a hook leaves behind, so the test cleans it up).
+    unsafe { libc::kill(bg, libc::SIGKILL) };
+    assert_failed_cleanly(&t, &b, &id, &out, &["exit status 3", "bad-hook"]);
+}
+
+#[test]
+fn hook_that_ignores_big_state_on_stdin_does_not_block() {
+    let t = Ctx::new("hooks-big-stdin");
+    let log = HookLog::new(&t);
+    let mut b = t.sh("echo container-ran");
+    let value = big_annotation(&mut b);
+    // The first hook never reads its stdin and fills its stdout: with a
+    // blocking write of the state both sides wait for each other. The second
+    // reads all of it: the state arrives whole however it is written.
+    let hooks = json!({
+        "prestart": [sh_hook("head -c 1048576 /dev/zero")],
+        "createRuntime": [logging_hook("createRuntime", log.dir.to_str().unwrap())]
+    });
+    let (id, out) = run_with_hooks(&t, &mut b, hooks);
+    out.ok();
+    assert_eq!(out.stdout, "container-ran\n");
+    let state = log.state("createRuntime");
+    assert_eq!(state["annotations"]["big"].as_str().map(str::len), Some(value.len()));
+    assert_eq!(state["id"], id.as_str());
+}
+
+#[test]
+fn hook_timeout_holds_while_state_is_unread() {
+    let t = Ctx::new("hooks-stdin-timeout");
+    let log = HookLog::new(&t);
+    let dir = log.dir.to_str().unwrap();
+    let mut b = t.sh("echo should-not-run");
+    big_annotation(&mut b);
+    let mut hook = sh_hook(&format!("echo $$ > {dir}/hookpid; exec sleep 60"));
+    hook["timeout"] = json!(1);
+    let (id, out) = run_with_hooks(&t, &mut b, json!({"createRuntime": [hook]}));
+    log.wait_hook_killed();
+    let why: &[&str] = if is_stele() { &["timed out after 1s"] } else { &[] };
+    assert_failed_cleanly(&t, &b, &id, &out, why);
 }
