@@ -158,6 +158,17 @@ pub struct Entry {
     _lock: File,
 }
 
+/// A directory where the record should be: the state of a stele from
+/// before one file per container (`<root>/<id>/state.json`). Its processes
+/// and cgroup are not tracked by this version.
+fn old_layout(id: &str, path: &Path) -> String {
+    format!(
+        "container {id}: {} is a state directory from an older stele, which this one does not read: \
+         stop its processes and remove their cgroup, then remove the directory",
+        path.display()
+    )
+}
+
 impl Store {
     pub fn new(root: &Path) -> Store {
         Store { root: root.to_path_buf() }
@@ -201,10 +212,11 @@ impl Store {
             r => r?,
         };
         let e = self.entry(id, lock);
-        if std::fs::symlink_metadata(&e.path).is_ok() {
-            bail!("container with id {id} already exists");
+        match std::fs::symlink_metadata(&e.path) {
+            Ok(m) if m.is_dir() => bail!("{}", old_layout(id, &e.path)),
+            Ok(_) => bail!("container with id {id} already exists"),
+            Err(_) => Ok(e),
         }
-        Ok(e)
     }
 
     /// Lock an existing container.
@@ -219,6 +231,7 @@ impl Store {
         // It may have been deleted while we waited for the lock.
         match std::fs::symlink_metadata(&e.path) {
             Ok(m) if m.is_file() => Ok(e),
+            Ok(m) if m.is_dir() => bail!("{}", old_layout(id, &e.path)),
             _ => bail!("container {id} does not exist"),
         }
     }

@@ -312,3 +312,28 @@ fn unknown_filesystem_type() {
 fn negative_gid() {
     refuse_with("neg-gid", "additionalGids", |c| c["process"]["user"]["additionalGids"] = json!([-1]));
 }
+
+/// A `<root>/<id>` directory is the state of a stele from before one file
+/// per container: create and delete say so (instead of "already exists" /
+/// "does not exist"), list skips it, and none of them touches it.
+#[test]
+fn old_layout_state_dir_is_named() {
+    stele_only!();
+    let t = Ctx::new("old-layout");
+    let id = t.id("old");
+    let dir = t.root().join(&id);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("state.json"), "{}").unwrap();
+    let b = t.sh("echo should-not-run");
+    for args in [vec!["create", "--bundle", b.dir.to_str().unwrap(), &id], vec!["delete", &id], vec!["state", &id]] {
+        let out = t.rt(&args);
+        out.fails();
+        out.stderr_has("state directory from an older stele");
+        assert!(!out.stdout.contains("should-not-run"), "{out}");
+    }
+    let list = t.rt(&["list", "--format", "json"]);
+    list.ok();
+    assert!(!list.stdout.contains(&id), "{list}");
+    assert!(dir.join("state.json").is_file(), "the old state was touched");
+    fs::remove_dir_all(&dir).unwrap();
+}
