@@ -55,10 +55,23 @@ pub fn run(spec: &Spec, kind: Kind, state: &serde_json::Value) -> Result<()> {
         return Ok(());
     }
     let input = serde_json::to_vec(state).unwrap_or_default();
+    // A failed poststart or poststop hook is a warning (the callers log it),
+    // and "the remaining hooks and lifecycle continue as if the hook had
+    // succeeded" (runtime-spec, lifecycle): run them all, report every failure.
+    let keep_going = matches!(kind, Kind::Poststart | Kind::Poststop);
+    let mut failed = Vec::new();
     for (i, h) in list.iter().enumerate() {
-        run_one(h, &input).map_err(|e| e.context(format!("{} hook #{i} ({})", kind.name(), h.path().display())))?;
+        let r = run_one(h, &input).map_err(|e| e.context(format!("{} hook #{i} ({})", kind.name(), h.path().display())));
+        match r {
+            Err(e) if keep_going => failed.push(e.to_string()),
+            r => r?,
+        }
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::msg(failed.join("; ")))
+    }
 }
 
 fn run_one(h: &Hook, input: &[u8]) -> Result<()> {

@@ -472,3 +472,29 @@ fn hook_timeout_holds_while_state_is_unread() {
     let why: &[&str] = if is_stele() { &["timed out after 1s"] } else { &[] };
     assert_failed_cleanly(&t, &b, &id, &out, why);
 }
+
+/// A failing poststart or poststop hook is a warning, and the hooks after it
+/// still run (runtime-spec, lifecycle: "the remaining hooks and lifecycle
+/// continue as if the hook had succeeded").
+#[test]
+fn failed_poststart_and_poststop_hooks_warn_and_the_rest_run() {
+    stele_only!(); // runc fails `start` on a poststart hook and stops there
+    let t = Ctx::new("hooks-post-fail");
+    let log = HookLog::new(&t);
+    let dir = log.dir.to_str().unwrap();
+    let mut b = t.sh("echo container-ran");
+    let fail = |what: &str| sh_hook(&format!("echo {what}-hook-broke >&2; exit 4"));
+    b.config["hooks"] = json!({
+        "poststart": [fail("poststart"), logging_hook("poststart", dir)],
+        "poststop": [fail("poststop"), logging_hook("poststop", dir)],
+    });
+    b.save();
+    let id = t.id("postfail");
+    let out = run_captured(t.cmd(&["run", "--bundle", b.dir.to_str().unwrap(), &id]), &t.path(""), Duration::from_secs(20));
+    out.ok();
+    assert!(out.stdout.contains("container-ran"), "{out}");
+    out.stderr_has("poststart-hook-broke");
+    out.stderr_has("poststop-hook-broke");
+    assert_eq!(log.order(), ["poststart", "poststop"], "{out}");
+    t.assert_nothing_left(&id, &b.dir);
+}
