@@ -452,6 +452,16 @@ fn init(mut c: InitCtx) -> Result<Never> {
     if crate::spec::has_new_ns(spec, LinuxNamespaceType::Cgroup) {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).ctx("unshare cgroup namespace")?;
     }
+    // A new time namespace is for the init's children, and for the init
+    // itself from its execve on: the container's process starts in it, with
+    // the offsets written below (possible only while nobody is in it).
+    if crate::spec::has_new_ns(spec, LinuxNamespaceType::Time) {
+        // SAFETY: plain syscall.
+        if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
+            return Err(Error::os("unshare time namespace", nix::errno::Errno::last_raw()));
+        }
+    }
+    let time_offsets = crate::spec::time_offsets(spec);
     if spec.annotations().as_ref().and_then(|a| a.get(LOOPBACK_ANNOTATION)).map(String::as_str) == Some("true")
         && crate::spec::has_new_ns(spec, LinuxNamespaceType::Network)
     {
@@ -459,10 +469,17 @@ fn init(mut c: InitCtx) -> Result<Never> {
     }
     // The runtime's own /proc writes go through a private procfs.
     let has_sysctl = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).is_some_and(|m| !m.is_empty());
-    let private_proc =
-        if has_sysctl || process.oom_score_adj().is_some() { Some(sys::PrivateProc::new()?) } else { None };
+    let private_proc = if has_sysctl || process.oom_score_adj().is_some() || time_offsets.is_some() {
+        Some(sys::PrivateProc::new()?)
+    } else {
+        None
+    };
     if let Some(proc) = &private_proc {
         rootfs::apply_sysctl(spec, proc)?;
+        if let Some(text) = &time_offsets {
+            // Our pid as that procfs (of our pid namespace) numbers it.
+            proc.write(&format!("{}/timens_offsets", std::process::id()), text).ctx("linux.timeOffsets")?;
+        }
     }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).with_ctx(|| format!("hostname: set {h:?}"))?;
@@ -839,7 +856,7 @@ fn ns_flags_to_join(spec: &Spec) -> libc::c_int {
     let mut f = 0;
     for ns in crate::spec::namespaces(spec) {
         match ns.typ() {
-            LinuxNamespaceType::Pid | LinuxNamespaceType::User | LinuxNamespaceType::Time => {}
+            LinuxNamespaceType::Pid | LinuxNamespaceType::User => {}
             t => f |= ns_flag(t),
         }
     }

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use std::collections::BTreeSet;
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::Write;
 use std::os::fd::OwnedFd;
 
@@ -351,4 +351,62 @@ fn exec_uses_path_from_config_env() {
     let out = t.run(&b);
     out.ok();
     assert_eq!(out.stdout, "found-via-path\n");
+}
+
+/// The uptime (CLOCK_BOOTTIME, which /proc/uptime shows through the time
+/// namespace) in the first line of `out`, in seconds.
+fn uptime_secs(out: &str) -> f64 {
+    out.lines().next().and_then(|l| l.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no uptime in {out:?}"))
+}
+
+const YEAR: i64 = 365 * 24 * 3600;
+
+/// A new time namespace with linux.timeOffsets: the container's process
+/// sees its boottime shifted (the host's is not), and `exec` joins the same
+/// namespace.
+#[test]
+fn time_namespace_with_offsets() {
+    stele_only!();
+    let t = Ctx::new("timens");
+    let mut b = t.sh("cat /proc/uptime; readlink /proc/self/ns/time; exec sleep 30");
+    b.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "time"}));
+    b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": YEAR, "nanosecs": 0}, "monotonic": {"secs": 7 * 24 * 3600}});
+    b.save();
+    let id = t.id("timens");
+    t.create(&b, &id);
+    t.rt(&["start", &id]).ok();
+    let host_up = uptime_secs(&fs::read_to_string("/proc/uptime").unwrap());
+    assert!(host_up < YEAR as f64, "host uptime {host_up}");
+    let st = t.state(&id);
+    let pid = st["pid"].as_i64().unwrap();
+    common::wait_cmdline(pid as i32, "sleep\030\0");
+    let ns = fs::read_link(format!("/proc/{pid}/ns/time")).unwrap();
+    assert_ne!(ns, fs::read_link("/proc/self/ns/time").unwrap(), "the container is in its own time namespace");
+    let exec = t.rt(&["exec", &id, "cat", "/proc/uptime"]);
+    exec.ok();
+    let up = uptime_secs(&exec.stdout);
+    assert!(up >= YEAR as f64 && up < YEAR as f64 + host_up + 60.0, "exec'd process uptime {up} (host {host_up})");
+    t.rt(&["kill", &id, "KILL"]).ok();
+    t.wait_status(&id, "stopped");
+    t.rt(&["delete", &id]).ok();
+}
+
+#[test]
+fn time_offsets_need_a_new_time_namespace() {
+    stele_only!();
+    let t = Ctx::new("timens-bad");
+    let mut b = t.sh("echo should-not-run");
+    b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 10}});
+    b.save();
+    let id = t.id("noiso");
+    let out = t.rt(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
+    out.fails_with_1().stderr_has("linux.timeOffsets: needs a new time namespace");
+    t.assert_nothing_left(&id, &b.dir);
+    b.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "time"}));
+    b.config["linux"]["timeOffsets"] = json!({"realtime": {"secs": 10}});
+    b.save();
+    let id = t.id("realtime");
+    let out = t.rt(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
+    out.fails_with_1().stderr_has("unknown clock \"realtime\"");
+    t.assert_nothing_left(&id, &b.dir);
 }

@@ -208,12 +208,26 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
             if !is_abs(p) {
                 bail!("config.json: linux.namespaces[{i}].path: {:?} must be an absolute path", p);
             }
-            if ns.typ() == LinuxNamespaceType::User || ns.typ() == LinuxNamespaceType::Time {
+            if ns.typ() == LinuxNamespaceType::User {
                 bail!("config.json: linux.namespaces[{i}]: joining a {} namespace is not supported", ns_name(ns.typ()));
             }
         }
-        if ns.typ() == LinuxNamespaceType::User || ns.typ() == LinuxNamespaceType::Time {
+        if ns.typ() == LinuxNamespaceType::User {
             bail!("config.json: linux.namespaces[{i}]: {} namespaces are not supported yet", ns_name(ns.typ()));
+        }
+    }
+    if let Some(offsets) = linux.time_offsets() {
+        // Offsets can only be given to a namespace nobody is in yet.
+        if !offsets.is_empty() && !has_new_ns(spec, LinuxNamespaceType::Time) {
+            bail!("config.json: linux.timeOffsets: needs a new time namespace in linux.namespaces");
+        }
+        for (clock, o) in offsets {
+            if clock != "monotonic" && clock != "boottime" {
+                bail!("config.json: linux.timeOffsets: unknown clock {clock:?} (monotonic or boottime)");
+            }
+            if o.nanosecs().unwrap_or(0) >= 1_000_000_000 {
+                bail!("config.json: linux.timeOffsets.{clock}.nanosecs: must be below 1000000000");
+            }
         }
     }
     if !has_ns(spec, LinuxNamespaceType::Mount) {
@@ -340,6 +354,15 @@ pub fn kernel_mounts() -> Vec<serde_json::Value> {
     ]
 }
 
+/// `linux.timeOffsets` as /proc/PID/timens_offsets takes them ("CLOCK SECS
+/// NANOSECS" lines), or None when there are none.
+pub fn time_offsets(spec: &Spec) -> Option<String> {
+    let offsets = spec.linux().as_ref()?.time_offsets().as_ref().filter(|o| !o.is_empty())?;
+    let mut clocks: Vec<_> = offsets.iter().collect();
+    clocks.sort_by_key(|(k, _)| k.as_str());
+    Some(clocks.iter().map(|(k, o)| format!("{k} {} {}\n", o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0))).collect())
+}
+
 /// The runtime-spec `features` document, listing only what stele supports.
 pub fn features() -> serde_json::Value {
     serde_json::json!({
@@ -348,7 +371,7 @@ pub fn features() -> serde_json::Value {
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": crate::rootfs::MOUNT_OPTION_NAMES,
         "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "uts"],
             "capabilities": crate::security::all_capability_names(),
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
             "seccomp": {
