@@ -386,6 +386,14 @@ fn time_namespace_with_offsets() {
     exec.ok();
     let up = uptime_secs(&exec.stdout);
     assert!(up >= YEAR as f64 && up < YEAR as f64 + host_up + 60.0, "exec'd process uptime {up} (host {host_up})");
+    // A second container joins that namespace by path.
+    let mut joiner = t.sh("cat /proc/uptime");
+    joiner.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "time", "path": format!("/proc/{pid}/ns/time")}));
+    joiner.save();
+    let out = t.run(&joiner);
+    out.ok();
+    let up = uptime_secs(&out.stdout);
+    assert!(up >= YEAR as f64, "joined container's uptime {up}");
     t.rt(&["kill", &id, "KILL"]).ok();
     t.wait_status(&id, "stopped");
     t.rt(&["delete", &id]).ok();
