@@ -16,6 +16,7 @@ pub mod seccomp;
 pub mod cgroups;
 pub mod rootfs;
 pub mod process;
+pub mod procattr;
 pub mod container;
 pub mod image;
 pub mod sandbox;

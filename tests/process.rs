@@ -379,7 +379,7 @@ fn time_namespace_with_offsets() {
     assert!(host_up < YEAR as f64, "host uptime {host_up}");
     let st = t.state(&id);
     let pid = st["pid"].as_i64().unwrap();
-    common::wait_cmdline(pid as i32, "sleep\030\0");
+    common::wait_cmdline(pid as i32, "sleep\u{0}30\u{0}");
     let ns = fs::read_link(format!("/proc/{pid}/ns/time")).unwrap();
     assert_ne!(ns, fs::read_link("/proc/self/ns/time").unwrap(), "the container is in its own time namespace");
     let exec = t.rt(&["exec", &id, "cat", "/proc/uptime"]);
@@ -417,4 +417,49 @@ fn time_offsets_need_a_new_time_namespace() {
     let out = t.rt(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
     out.fails_with_1().stderr_has("unknown clock \"realtime\"");
     t.assert_nothing_left(&id, &b.dir);
+}
+
+/// Field `n` (1-based, as proc(5) numbers them) of a /proc/PID/stat line.
+fn stat_field(stat: &str, n: usize) -> String {
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split_whitespace().nth(n - 3).unwrap().to_string()
+}
+
+/// process.scheduler, process.ioPriority and linux.personality, seen from
+/// inside the container.
+#[test]
+fn scheduler_io_priority_and_personality() {
+    stele_only!(); // runc 1.1.5 (Debian's) predates process.scheduler and ioPriority
+    let t = Ctx::new("procattr");
+    let mut b = t.sh("cat /proc/self/stat; ionice; uname -m");
+    b.config["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
+    b.config["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 6});
+    b.config["linux"]["personality"] = json!({"domain": "LINUX32"});
+    b.save();
+    let out = t.run(&b);
+    out.ok();
+    let lines = out.lines();
+    assert_eq!(stat_field(&lines[0], 19), "7", "nice: {out}");
+    assert_eq!(stat_field(&lines[0], 41), "3", "policy SCHED_BATCH: {out}");
+    assert!(lines[1].contains("best-effort") && lines[1].contains('6'), "ionice: {out}");
+    assert!(matches!(lines[2].as_str(), "i686" | "i386"), "uname -m under LINUX32: {out}");
+}
+
+#[test]
+fn bad_scheduler_and_io_priority_are_refused() {
+    stele_only!();
+    let t = Ctx::new("procattr-bad");
+    for (field, value, message) in [
+        ("scheduler", json!({"policy": "SCHED_OTHER", "nice": 40}), "process.scheduler.nice"),
+        ("ioPriority", json!({"class": "IOPRIO_CLASS_BE", "priority": 9}), "process.ioPriority.priority"),
+    ] {
+        let mut b = t.sh("echo should-not-run");
+        b.config["process"][field] = value;
+        b.save();
+        let id = t.id(field);
+        let out = t.rt(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
+        out.fails_with_1().stderr_has(message);
+        assert!(!out.stdout.contains("should-not-run"), "{out}");
+        t.assert_nothing_left(&id, &b.dir);
+    }
 }

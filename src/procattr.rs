@@ -1,0 +1,115 @@
+//! Attributes the config gives the container's process besides credentials:
+//! `process.scheduler` (sched_setattr), `process.ioPriority` (ioprio_set)
+//! and `linux.personality`. Set by the init (and by `exec`) on itself just
+//! before its credentials and seccomp, as runc does: the filter may not allow
+//! these calls, and a real-time policy needs capabilities that are dropped.
+
+use crate::error::{Error, Result};
+use oci_spec::runtime::{IOPriorityClass, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag, LinuxSchedulerPolicy, Scheduler};
+
+/// Check what the kernel would refuse less clearly; errors name the field.
+pub fn validate(sched: Option<&Scheduler>, ioprio: Option<&oci_spec::runtime::LinuxIOPriority>, pers: Option<&LinuxPersonality>) -> Result<()> {
+    if let Some(s) = sched {
+        if *s.policy() == LinuxSchedulerPolicy::SchedIso {
+            return Err(Error::msg("config.json: process.scheduler.policy: SCHED_ISO is not a Linux scheduling policy"));
+        }
+        if let Some(n) = *s.nice() {
+            if !(-20..=19).contains(&n) {
+                return Err(Error::msg(format!("config.json: process.scheduler.nice: {n} is outside -20..19")));
+            }
+        }
+    }
+    if let Some(p) = ioprio {
+        if !(0..=7).contains(&p.priority()) {
+            return Err(Error::msg(format!("config.json: process.ioPriority.priority: {} is outside 0..7", p.priority())));
+        }
+    }
+    if let Some(p) = pers {
+        if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+            return Err(Error::msg("config.json: linux.personality.flags: not supported (only the domain is)"));
+        }
+    }
+    Ok(())
+}
+
+/// Apply them to the calling process.
+pub fn apply(sched: Option<&Scheduler>, ioprio: Option<&oci_spec::runtime::LinuxIOPriority>, pers: Option<&LinuxPersonality>) -> Result<()> {
+    if let Some(p) = pers {
+        let domain = match p.domain() {
+            LinuxPersonalityDomain::PerLinux => 0x0000,
+            LinuxPersonalityDomain::PerLinux32 => 0x0008,
+        };
+        // SAFETY: plain syscall with an integer argument.
+        if unsafe { libc::personality(domain) } == -1 {
+            return Err(Error::os("linux.personality: personality", nix::errno::Errno::last_raw()));
+        }
+    }
+    if let Some(s) = sched {
+        set_scheduler(s)?;
+    }
+    if let Some(p) = ioprio {
+        let class: i64 = match p.class() {
+            IOPriorityClass::IoprioClassRt => 1,
+            IOPriorityClass::IoprioClassBe => 2,
+            IOPriorityClass::IoprioClassIdle => 3,
+        };
+        const IOPRIO_WHO_PROCESS: i64 = 1;
+        // SAFETY: plain syscall with integer arguments (0: this process).
+        if unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, (class << 13) | p.priority()) } != 0 {
+            return Err(Error::os("process.ioPriority: ioprio_set", nix::errno::Errno::last_raw()));
+        }
+    }
+    Ok(())
+}
+
+/// struct sched_attr, SCHED_ATTR_SIZE_VER0 (no utilization clamps).
+#[repr(C)]
+#[derive(Default)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+}
+
+fn set_scheduler(s: &Scheduler) -> Result<()> {
+    let policy = match s.policy() {
+        LinuxSchedulerPolicy::SchedOther => 0,
+        LinuxSchedulerPolicy::SchedFifo => 1,
+        LinuxSchedulerPolicy::SchedRr => 2,
+        LinuxSchedulerPolicy::SchedBatch => 3,
+        LinuxSchedulerPolicy::SchedIso => 4,
+        LinuxSchedulerPolicy::SchedIdle => 5,
+        LinuxSchedulerPolicy::SchedDeadline => 6,
+    };
+    let flags = s.flags().as_deref().unwrap_or(&[]).iter().fold(0u64, |f, fl| {
+        f | match fl {
+            LinuxSchedulerFlag::SchedResetOnFork => 0x01,
+            LinuxSchedulerFlag::SchedFlagReclaim => 0x02,
+            LinuxSchedulerFlag::SchedFlagDLOverrun => 0x04,
+            LinuxSchedulerFlag::SchedFlagKeepPolicy => 0x08,
+            LinuxSchedulerFlag::SchedFlagKeepParams => 0x10,
+            LinuxSchedulerFlag::SchedFlagUtilClampMin => 0x20,
+            LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
+        }
+    });
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy,
+        flags,
+        nice: s.nice().unwrap_or(0),
+        priority: s.priority().unwrap_or(0).max(0) as u32,
+        runtime: s.runtime().unwrap_or(0),
+        deadline: s.deadline().unwrap_or(0),
+        period: s.period().unwrap_or(0),
+    };
+    // SAFETY: a valid sched_attr of the size it declares; pid 0 is this thread.
+    if unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) } != 0 {
+        return Err(Error::os("process.scheduler: sched_setattr", nix::errno::Errno::last_raw()));
+    }
+    Ok(())
+}
