@@ -1,14 +1,21 @@
 //! Attributes the config gives the container's process besides credentials:
-//! `process.scheduler` (sched_setattr), `process.ioPriority` (ioprio_set)
-//! and `linux.personality`. Set by the init (and by `exec`) on itself just
+//! `process.scheduler` (sched_setattr), `process.ioPriority` (ioprio_set),
+//! `linux.personality` and `linux.memoryPolicy` (set_mempolicy). Set by the init (and by `exec`) on itself just
 //! before its credentials and seccomp, as runc does: the filter may not allow
 //! these calls, and a real-time policy needs capabilities that are dropped.
 
 use crate::error::{Error, Result};
-use oci_spec::runtime::{IOPriorityClass, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag, LinuxSchedulerPolicy, Scheduler};
+use oci_spec::runtime::{
+    IOPriorityClass, Linux, LinuxMemoryPolicy, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag, LinuxSchedulerPolicy,
+    MemoryPolicyFlagType, MemoryPolicyModeType, Scheduler,
+};
 
 /// Check what the kernel would refuse less clearly; errors name the field.
-pub fn validate(sched: Option<&Scheduler>, ioprio: Option<&oci_spec::runtime::LinuxIOPriority>, pers: Option<&LinuxPersonality>) -> Result<()> {
+pub fn validate(sched: Option<&Scheduler>, ioprio: Option<&oci_spec::runtime::LinuxIOPriority>, linux: Option<&Linux>) -> Result<()> {
+    if let Some(m) = linux.and_then(|l| l.memory_policy().as_ref()) {
+        node_mask(m)?;
+    }
+    let pers = linux.and_then(|l| l.personality().as_ref());
     if let Some(s) = sched {
         if *s.policy() == LinuxSchedulerPolicy::SchedIso {
             return Err(Error::msg("config.json: process.scheduler.policy: SCHED_ISO is not a Linux scheduling policy"));
@@ -33,16 +40,12 @@ pub fn validate(sched: Option<&Scheduler>, ioprio: Option<&oci_spec::runtime::Li
 }
 
 /// Apply them to the calling process.
-pub fn apply(sched: Option<&Scheduler>, ioprio: Option<&oci_spec::runtime::LinuxIOPriority>, pers: Option<&LinuxPersonality>) -> Result<()> {
-    if let Some(p) = pers {
-        let domain = match p.domain() {
-            LinuxPersonalityDomain::PerLinux => 0x0000,
-            LinuxPersonalityDomain::PerLinux32 => 0x0008,
-        };
-        // SAFETY: plain syscall with an integer argument.
-        if unsafe { libc::personality(domain) } == -1 {
-            return Err(Error::os("linux.personality: personality", nix::errno::Errno::last_raw()));
-        }
+pub fn apply(sched: Option<&Scheduler>, ioprio: Option<&oci_spec::runtime::LinuxIOPriority>, linux: Option<&Linux>) -> Result<()> {
+    if let Some(m) = linux.and_then(|l| l.memory_policy().as_ref()) {
+        set_memory_policy(m)?;
+    }
+    if let Some(p) = linux.and_then(|l| l.personality().as_ref()) {
+        personality(p)?;
     }
     if let Some(s) = sched {
         set_scheduler(s)?;
@@ -58,6 +61,78 @@ pub fn apply(sched: Option<&Scheduler>, ioprio: Option<&oci_spec::runtime::Linux
         if unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, (class << 13) | p.priority()) } != 0 {
             return Err(Error::os("process.ioPriority: ioprio_set", nix::errno::Errno::last_raw()));
         }
+    }
+    Ok(())
+}
+
+fn personality(p: &LinuxPersonality) -> Result<()> {
+    let domain = match p.domain() {
+        LinuxPersonalityDomain::PerLinux => 0x0000,
+        LinuxPersonalityDomain::PerLinux32 => 0x0008,
+    };
+    // SAFETY: plain syscall with an integer argument.
+    if unsafe { libc::personality(domain) } == -1 {
+        return Err(Error::os("linux.personality: personality", nix::errno::Errno::last_raw()));
+    }
+    Ok(())
+}
+
+/// Node masks up to this many NUMA nodes (the kernel's MAX_NUMNODES is at
+/// most 1024).
+const MAX_NODES: usize = 1024;
+
+/// The mode (with flags) and node mask `linux.memoryPolicy` asks for.
+fn node_mask(m: &LinuxMemoryPolicy) -> Result<(i32, [u64; MAX_NODES / 64])> {
+    use MemoryPolicyModeType as M;
+    let mode = match m.mode() {
+        M::MpolDefault => 0,
+        M::MpolPreferred => 1,
+        M::MpolBind => 2,
+        M::MpolInterleave => 3,
+        M::MpolLocal => 4,
+        M::MpolPreferredMany => 5,
+        M::MpolWeightedInterleave => 6,
+    };
+    let flags = m.flags().as_deref().unwrap_or(&[]).iter().fold(0, |f, fl| {
+        f | match fl {
+            MemoryPolicyFlagType::MpolFStaticNodes => 1 << 15,
+            MemoryPolicyFlagType::MpolFRelativeNodes => 1 << 14,
+            MemoryPolicyFlagType::MpolFNumaBalancing => 1 << 13,
+        }
+    });
+    let mut mask = [0u64; MAX_NODES / 64];
+    let nodes = m.nodes().as_deref().unwrap_or("");
+    for item in nodes.split(',').filter(|i| !i.is_empty()) {
+        let num = |n: &str| n.parse::<usize>().ok().filter(|&n| n < MAX_NODES);
+        let (a, b) = match item.split_once('-') {
+            Some((a, b)) => (num(a), num(b)),
+            None => (num(item), num(item)),
+        };
+        let (Some(a), Some(b)) = (a, b) else {
+            return Err(Error::msg(format!("config.json: linux.memoryPolicy.nodes: {nodes:?} is not a node list (N or N-M, comma-separated, below {MAX_NODES})")));
+        };
+        for n in a..=b {
+            mask[n / 64] |= 1 << (n % 64);
+        }
+    }
+    let empty = mask.iter().all(|w| *w == 0);
+    match m.mode() {
+        M::MpolDefault | M::MpolLocal if !empty => {
+            return Err(Error::msg("config.json: linux.memoryPolicy.nodes: must be empty for MPOL_DEFAULT and MPOL_LOCAL"))
+        }
+        M::MpolBind | M::MpolInterleave | M::MpolPreferredMany | M::MpolWeightedInterleave if empty => {
+            return Err(Error::msg("config.json: linux.memoryPolicy.nodes: required for this mode"))
+        }
+        _ => {}
+    }
+    Ok((mode | flags, mask))
+}
+
+fn set_memory_policy(m: &LinuxMemoryPolicy) -> Result<()> {
+    let (mode, mask) = node_mask(m)?;
+    // SAFETY: a node mask of MAX_NODES bits; the kernel reads maxnode - 1 bits.
+    if unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, mask.as_ptr(), MAX_NODES + 1) } != 0 {
+        return Err(Error::os("linux.memoryPolicy: set_mempolicy", nix::errno::Errno::last_raw()));
     }
     Ok(())
 }

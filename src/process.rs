@@ -554,7 +554,7 @@ fn init(mut c: InitCtx) -> Result<Never> {
         sock: c.sock,
         fifo: c.fifo,
         start_hooks: hooks::has(spec, Kind::StartContainer).then_some((spec, start_hooks)),
-        personality: spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
+        linux: spec.linux().as_ref(),
     };
     drop(prep);
     finish_and_exec(tail)
@@ -574,7 +574,8 @@ struct Tail<'a> {
     /// `create`: an O_PATH fd of the fifo to wait on.
     fifo: Option<RawFd>,
     start_hooks: Option<(&'a Spec, serde_json::Value)>,
-    personality: Option<&'a oci_spec::runtime::LinuxPersonality>,
+    /// The container's `linux` (memory policy, personality).
+    linux: Option<&'a oci_spec::runtime::Linux>,
 }
 
 /// Shared by the init and `exec`: rlimits, cwd, args[0], terminal,
@@ -607,7 +608,7 @@ fn finish_and_exec(t: Tail) -> Result<Never> {
     }
     drop(t.pty_peer);
 
-    crate::procattr::apply(process.scheduler().as_ref(), process.io_priority().as_ref(), t.personality)?;
+    crate::procattr::apply(process.scheduler().as_ref(), process.io_priority().as_ref(), t.linux)?;
 
     // runc's order: no_new_privs; without it, seccomp now (installing needs
     // CAP_SYS_ADMIN, which we still have); then the bounding set, the user,
@@ -976,6 +977,6 @@ fn exec_child(
         sock,
         fifo: None,
         start_hooks: None,
-        personality: o.spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
+        linux: o.spec.linux().as_ref(),
     })
 }

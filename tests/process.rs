@@ -463,3 +463,23 @@ fn bad_scheduler_and_io_priority_are_refused() {
         t.assert_nothing_left(&id, &b.dir);
     }
 }
+
+/// linux.memoryPolicy: the container's memory is bound to the nodes asked
+/// for (numa_maps shows each mapping's policy); a bad node list is refused.
+#[test]
+fn memory_policy() {
+    stele_only!(); // runc 1.1.5 predates linux.memoryPolicy
+    let t = Ctx::new("mempolicy");
+    let mut b = t.sh("cat /proc/self/numa_maps");
+    b.config["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"});
+    b.save();
+    let out = t.run(&b);
+    out.ok();
+    assert!(out.stdout.lines().any(|l| l.contains(" bind:0 ")), "{out}");
+    b.config["linux"]["memoryPolicy"] = json!({"mode": "MPOL_INTERLEAVE", "nodes": "0-x"});
+    b.save();
+    let id = t.id("badnodes");
+    let bad = t.rt(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
+    bad.fails_with_1().stderr_has("linux.memoryPolicy.nodes");
+    t.assert_nothing_left(&id, &b.dir);
+}

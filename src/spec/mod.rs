@@ -277,7 +277,7 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     crate::procattr::validate(
         spec.process().as_ref().and_then(|p| p.scheduler().as_ref()),
         spec.process().as_ref().and_then(|p| p.io_priority().as_ref()),
-        linux.personality().as_ref(),
+        Some(linux),
     )?;
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has_ns(spec, LinuxNamespaceType::Uts) {
         bail!("config.json: hostname: setting the hostname needs a uts namespace (new or joined by path)");
