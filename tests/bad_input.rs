@@ -337,3 +337,9 @@ fn old_layout_state_dir_is_named() {
     assert!(dir.join("state.json").is_file(), "the old state was touched");
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn intel_rdt_is_refused() {
+    stele_only!();
+    refuse_with("intel-rdt", "linux.intelRdt", |c| c["linux"]["intelRdt"] = json!({"closID": "guaranteed"}));
+}

@@ -274,6 +274,12 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
             bail!("config.json: linux.rootfsPropagation: unknown value {p:?}");
         }
     }
+    if linux.intel_rdt().is_some() {
+        // Silently running without the asked-for cache/memory-bandwidth
+        // allocation would be worse than refusing (runc refuses it too where
+        // resctrl is missing).
+        bail!("config.json: linux.intelRdt: not supported by stele (no resctrl support)");
+    }
     crate::procattr::validate(
         spec.process().as_ref().and_then(|p| p.scheduler().as_ref()),
         spec.process().as_ref().and_then(|p| p.io_priority().as_ref()),
