@@ -1,8 +1,9 @@
 //! Attributes the config gives the container's process besides credentials:
 //! `process.scheduler` (sched_setattr), `process.ioPriority` (ioprio_set),
-//! `linux.personality` and `linux.memoryPolicy` (set_mempolicy). Set by the init (and by `exec`) on itself just
-//! before its credentials and seccomp, as runc does: the filter may not allow
-//! these calls, and a real-time policy needs capabilities that are dropped.
+//! `linux.personality` and `linux.memoryPolicy` (set_mempolicy). Set by the
+//! init (and by `exec`) on itself just before its credentials and seccomp,
+//! as runc does: the filter may not allow these calls, and a real-time
+//! policy needs capabilities that are dropped.
 
 use crate::error::{Error, Result};
 use oci_spec::runtime::{
@@ -11,11 +12,10 @@ use oci_spec::runtime::{
 };
 
 /// Check what the kernel would refuse less clearly; errors name the field.
-pub fn validate(sched: Option<&Scheduler>, ioprio: Option<&oci_spec::runtime::LinuxIOPriority>, linux: Option<&Linux>) -> Result<()> {
-    if let Some(m) = linux.and_then(|l| l.memory_policy().as_ref()) {
+pub fn validate(sched: Option<&Scheduler>, ioprio: Option<&oci_spec::runtime::LinuxIOPriority>, linux: &Linux) -> Result<()> {
+    if let Some(m) = linux.memory_policy() {
         node_mask(m)?;
     }
-    let pers = linux.and_then(|l| l.personality().as_ref());
     if let Some(s) = sched {
         if *s.policy() == LinuxSchedulerPolicy::SchedIso {
             return Err(Error::msg("config.json: process.scheduler.policy: SCHED_ISO is not a Linux scheduling policy"));
@@ -31,7 +31,7 @@ pub fn validate(sched: Option<&Scheduler>, ioprio: Option<&oci_spec::runtime::Li
             return Err(Error::msg(format!("config.json: process.ioPriority.priority: {} is outside 0..7", p.priority())));
         }
     }
-    if let Some(p) = pers {
+    if let Some(p) = linux.personality() {
         if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
             return Err(Error::msg("config.json: linux.personality.flags: not supported (only the domain is)"));
         }
@@ -103,15 +103,10 @@ fn node_mask(m: &LinuxMemoryPolicy) -> Result<(i32, [u64; MAX_NODES / 64])> {
     let mut mask = [0u64; MAX_NODES / 64];
     let nodes = m.nodes().as_deref().unwrap_or("");
     for item in nodes.split(',').filter(|i| !i.is_empty()) {
-        let num = |n: &str| n.parse::<usize>().ok().filter(|&n| n < MAX_NODES);
-        let (a, b) = match item.split_once('-') {
-            Some((a, b)) => (num(a), num(b)),
-            None => (num(item), num(item)),
-        };
-        let (Some(a), Some(b)) = (a, b) else {
+        let Some((a, b)) = crate::spec::list_range(item).filter(|&(a, b)| a.max(b) < MAX_NODES as u64) else {
             return Err(Error::msg(format!("config.json: linux.memoryPolicy.nodes: {nodes:?} is not a node list (N or N-M, comma-separated, below {MAX_NODES})")));
         };
-        for n in a..=b {
+        for n in a as usize..=b as usize {
             mask[n / 64] |= 1 << (n % 64);
         }
     }

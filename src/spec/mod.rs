@@ -86,6 +86,16 @@ const NAMESPACED_SYSCTL_PREFIXES: &[(&str, LinuxNamespaceType)] = &[
     ("kernel.domainname", LinuxNamespaceType::Uts),
 ];
 
+/// One item of a CPU or NUMA node list as the runtime spec writes them
+/// (`0-3,7`): `N` or `N-M` in decimal, as (first, last).
+pub(crate) fn list_range(item: &str) -> Option<(u64, u64)> {
+    let num = |n: &str| n.bytes().all(|b| b.is_ascii_digit()).then(|| n.parse().ok()).flatten();
+    match item.split_once('-') {
+        Some((a, b)) => Some((num(a)?, num(b)?)),
+        None => num(item).map(|n| (n, n)),
+    }
+}
+
 fn is_abs(p: &Path) -> bool {
     p.is_absolute()
 }
@@ -280,10 +290,11 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         // resctrl is missing).
         bail!("config.json: linux.intelRdt: not supported by stele (no resctrl support)");
     }
+    let process = spec.process().as_ref();
     crate::procattr::validate(
-        spec.process().as_ref().and_then(|p| p.scheduler().as_ref()),
-        spec.process().as_ref().and_then(|p| p.io_priority().as_ref()),
-        Some(linux),
+        process.and_then(|p| p.scheduler().as_ref()),
+        process.and_then(|p| p.io_priority().as_ref()),
+        linux,
     )?;
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has_ns(spec, LinuxNamespaceType::Uts) {
         bail!("config.json: hostname: setting the hostname needs a uts namespace (new or joined by path)");

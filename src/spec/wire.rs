@@ -162,11 +162,7 @@ fn cpu_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error>
 }
 
 fn is_cpu_list(s: &str) -> bool {
-    let num = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
-    s.split(',').all(|item| match item.split_once('-') {
-        Some((a, b)) => num(a) && num(b),
-        None => num(item),
-    })
+    s.split(',').all(|item| super::list_range(item).is_some())
 }
 
 #[cfg(test)]
