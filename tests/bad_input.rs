@@ -343,3 +343,29 @@ fn intel_rdt_is_refused() {
     stele_only!();
     refuse_with("intel-rdt", "linux.intelRdt", |c| c["linux"]["intelRdt"] = json!({"closID": "guaranteed"}));
 }
+
+#[test]
+fn time_offsets_need_a_new_time_namespace() {
+    stele_only!();
+    refuse_with("timens-noiso", "linux.timeOffsets: needs a new time namespace", |c| {
+        c["linux"]["timeOffsets"] = json!({"boottime": {"secs": 10}})
+    });
+    refuse_with("timens-clock", "unknown clock \"realtime\"", |c| {
+        c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "time"}));
+        c["linux"]["timeOffsets"] = json!({"realtime": {"secs": 10}});
+    });
+}
+
+#[test]
+fn bad_scheduler_io_priority_and_memory_policy() {
+    stele_only!(); // runc 1.1.5 predates these fields
+    refuse_with("sched-nice", "process.scheduler.nice", |c| {
+        c["process"]["scheduler"] = json!({"policy": "SCHED_OTHER", "nice": 40})
+    });
+    refuse_with("ioprio", "process.ioPriority.priority", |c| {
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 9})
+    });
+    refuse_with("mempolicy", "linux.memoryPolicy.nodes", |c| {
+        c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_INTERLEAVE", "nodes": "0-x"})
+    });
+}

@@ -484,13 +484,11 @@ fn failed_poststart_and_poststop_hooks_warn_and_the_rest_run() {
     let dir = log.dir.to_str().unwrap();
     let mut b = t.sh("echo container-ran");
     let fail = |what: &str| sh_hook(&format!("echo {what}-hook-broke >&2; exit 4"));
-    b.config["hooks"] = json!({
+    let hooks = json!({
         "poststart": [fail("poststart"), logging_hook("poststart", dir)],
         "poststop": [fail("poststop"), logging_hook("poststop", dir)],
     });
-    b.save();
-    let id = t.id("postfail");
-    let out = run_captured(t.cmd(&["run", "--bundle", b.dir.to_str().unwrap(), &id]), &t.path(""), Duration::from_secs(20));
+    let (id, out) = run_with_hooks(&t, &mut b, hooks);
     out.ok();
     assert!(out.stdout.contains("container-ran"), "{out}");
     out.stderr_has("poststart-hook-broke");

@@ -399,25 +399,6 @@ fn time_namespace_with_offsets() {
     t.rt(&["delete", &id]).ok();
 }
 
-#[test]
-fn time_offsets_need_a_new_time_namespace() {
-    stele_only!();
-    let t = Ctx::new("timens-bad");
-    let mut b = t.sh("echo should-not-run");
-    b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 10}});
-    b.save();
-    let id = t.id("noiso");
-    let out = t.rt(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
-    out.fails_with_1().stderr_has("linux.timeOffsets: needs a new time namespace");
-    t.assert_nothing_left(&id, &b.dir);
-    b.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "time"}));
-    b.config["linux"]["timeOffsets"] = json!({"realtime": {"secs": 10}});
-    b.save();
-    let id = t.id("realtime");
-    let out = t.rt(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
-    out.fails_with_1().stderr_has("unknown clock \"realtime\"");
-    t.assert_nothing_left(&id, &b.dir);
-}
 
 /// Field `n` (1-based, as proc(5) numbers them) of a /proc/PID/stat line.
 fn stat_field(stat: &str, n: usize) -> String {
@@ -445,27 +426,9 @@ fn scheduler_io_priority_and_personality() {
     assert!(matches!(lines[2].as_str(), "i686" | "i386"), "uname -m under LINUX32: {out}");
 }
 
-#[test]
-fn bad_scheduler_and_io_priority_are_refused() {
-    stele_only!();
-    let t = Ctx::new("procattr-bad");
-    for (field, value, message) in [
-        ("scheduler", json!({"policy": "SCHED_OTHER", "nice": 40}), "process.scheduler.nice"),
-        ("ioPriority", json!({"class": "IOPRIO_CLASS_BE", "priority": 9}), "process.ioPriority.priority"),
-    ] {
-        let mut b = t.sh("echo should-not-run");
-        b.config["process"][field] = value;
-        b.save();
-        let id = t.id(field);
-        let out = t.rt(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
-        out.fails_with_1().stderr_has(message);
-        assert!(!out.stdout.contains("should-not-run"), "{out}");
-        t.assert_nothing_left(&id, &b.dir);
-    }
-}
 
 /// linux.memoryPolicy: the container's memory is bound to the nodes asked
-/// for (numa_maps shows each mapping's policy); a bad node list is refused.
+/// for (numa_maps shows each mapping's policy).
 #[test]
 fn memory_policy() {
     stele_only!(); // runc 1.1.5 predates linux.memoryPolicy
@@ -476,10 +439,4 @@ fn memory_policy() {
     let out = t.run(&b);
     out.ok();
     assert!(out.stdout.lines().any(|l| l.contains(" bind:0 ")), "{out}");
-    b.config["linux"]["memoryPolicy"] = json!({"mode": "MPOL_INTERLEAVE", "nodes": "0-x"});
-    b.save();
-    let id = t.id("badnodes");
-    let bad = t.rt(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
-    bad.fails_with_1().stderr_has("linux.memoryPolicy.nodes");
-    t.assert_nothing_left(&id, &b.dir);
 }
