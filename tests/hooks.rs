@@ -313,19 +313,21 @@ fn create_killed_midway_then_force_delete_cleans_up() {
         return; // runc leaves the cgroup of a half-made container behind
     }
     let t = Ctx::new("killed-create");
+    let running = t.path("hook-running");
     let mut b = t.sh("echo should-not-run");
     b.config["hooks"] = json!({
-        "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "sleep 31.7"]}]
+        "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", format!("touch {}; sleep 31.7", running.display())]}]
     });
     b.config["linux"]["cgroupsPath"] = json!(format!("/stele-test-killed-{}", std::process::id()));
     b.save();
     let id = t.id("killed");
     let mut child = t.cmd(&["create", "--bundle", b.dir.to_str().unwrap(), &id]).spawn().unwrap();
     let pids_dir = std::path::PathBuf::from(format!("/sys/fs/cgroup/pids/stele-test-killed-{}", std::process::id()));
-    // wait until the init exists in its cgroup (the hook is then sleeping)
+    // Wait until the hook runs: the runtime has recorded the container by
+    // then (the init is in its cgroup from clone3 on, before the record).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::fs::read_to_string(pids_dir.join("cgroup.procs")).map(|s| s.trim().is_empty()).unwrap_or(true) {
-        assert!(std::time::Instant::now() < deadline, "the init never appeared in {}", pids_dir.display());
+    while !running.exists() {
+        assert!(std::time::Instant::now() < deadline, "the createRuntime hook never ran");
         std::thread::sleep(Duration::from_millis(20));
     }
     let init: i32 = std::fs::read_to_string(pids_dir.join("cgroup.procs")).unwrap().trim().lines().next().unwrap().parse().unwrap();
