@@ -17,6 +17,7 @@ pub mod cgroups;
 pub mod rootfs;
 pub mod process;
 pub mod procattr;
+pub mod userns;
 pub mod container;
 pub mod image;
 pub mod sandbox;

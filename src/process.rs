@@ -48,6 +48,8 @@ const MSG_START: u8 = b'S';
 /// `create`: the runtime has written the state (the init may wait on the fifo).
 const MSG_SAVED: u8 = b'V';
 const MSG_ERROR: u8 = b'E';
+/// The init's uid and gid maps are written (new user namespace).
+const MSG_MAPPED: u8 = b'U';
 
 /// How the init learns that it may exec.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -169,6 +171,8 @@ fn clone_flags(spec: &Spec) -> u64 {
             LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
             LinuxNamespaceType::Network => libc::CLONE_NEWNET,
             LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+            // first: the namespaces created with it belong to it
+            LinuxNamespaceType::User => libc::CLONE_NEWUSER,
             // the cgroup namespace is unshared by the init once it is in its cgroup
             _ => 0,
         } as u64;
@@ -325,6 +329,10 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
 
 fn drive(sp: &Spawned, o: &mut SpawnOpts) -> Result<()> {
     let spec = &o.bundle.spec;
+    if crate::userns::is_new(spec) {
+        crate::userns::write_maps(spec, sp.pid)?;
+        send(sp.sock.as_raw_fd(), MSG_MAPPED, &[])?;
+    }
     // The init is in its cgroup already: limits and device rules go on now,
     // while it joins namespaces and mounts; it waits for Go before it creates
     // device nodes (a half-written v1 device list would refuse them), and
@@ -440,6 +448,13 @@ fn init(mut c: InitCtx) -> Result<Never> {
     security::set_dumpable(false);
     let spec = c.spec;
     let process = spec.process().as_ref().ok_or_else(|| Error::msg("config.json: process: missing"))?;
+    if crate::userns::is_new(spec) {
+        match recv(c.sock)? {
+            Some((MSG_MAPPED, _)) => crate::userns::become_root()?,
+            Some((MSG_ERROR, m)) => return Err(Error::Msg(String::from_utf8_lossy(&m).into_owned())),
+            _ => bail!("runtime went away"),
+        }
+    }
 
     // Join namespaces given by path (pid was joined by the parent).
     for ns in crate::spec::namespaces(spec) {
@@ -508,6 +523,7 @@ fn init(mut c: InitCtx) -> Result<Never> {
         cgroup_sources: std::mem::take(&mut c.cgroup_sources),
         terminal,
         create_mountpoints: c.create_mountpoints,
+        userns: crate::userns::is_new(spec),
     };
     crate::log::phase("init: namespaces");
     let sock = c.sock;
@@ -861,7 +877,8 @@ fn ns_flags_to_join(spec: &Spec) -> libc::c_int {
     let mut f = 0;
     for ns in crate::spec::namespaces(spec) {
         match ns.typ() {
-            LinuxNamespaceType::Pid | LinuxNamespaceType::User => {}
+            // pid: joined by the runtime, for its child
+            LinuxNamespaceType::Pid => {}
             t => f |= ns_flag(t),
         }
     }
@@ -946,6 +963,9 @@ fn exec_child(
         if unsafe { libc::setns(init, flags) } != 0 {
             return Err(Error::os("join the container's namespaces", nix::errno::Errno::last_raw()));
         }
+    }
+    if crate::spec::has_ns(o.spec, LinuxNamespaceType::User) {
+        crate::userns::become_root()?;
     }
     // The container's root (also right after --no-pivot, where the mount
     // namespace's root is not the container's).

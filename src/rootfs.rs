@@ -9,7 +9,7 @@
 use crate::error::{Context, Error, Result};
 use crate::sys::{self, FsContext};
 use crate::bail;
-use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
+use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Mount, Spec};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -179,6 +179,9 @@ pub struct Plan<'a> {
     /// Whether missing mountpoints may be created in the rootfs (only when
     /// writes land in a layer of their own; see policy::RootfsKind).
     pub create_mountpoints: bool,
+    /// In a new user namespace: device nodes are the host's, bound
+    /// (src/userns.rs).
+    pub userns: bool,
 }
 
 /// What the init keeps from the rootfs setup for the last steps.
@@ -247,11 +250,23 @@ pub fn prepare(plan: &mut Plan, before_devices: &mut dyn FnMut() -> Result<()>) 
 
     before_devices()?;
     if dev_is_new {
-        create_default_devices(root.as_raw_fd(), devnull.as_raw_fd())?;
+        if plan.userns {
+            for (p, ma, mi) in DEFAULT_DEVICES {
+                bind_device(root.as_raw_fd(), p, libc::S_IFCHR, *ma, *mi)?;
+            }
+            dev_links(root.as_raw_fd())?;
+        } else {
+            create_default_devices(root.as_raw_fd(), devnull.as_raw_fd())?;
+        }
     }
     if let Some(devs) = linux.and_then(|l| l.devices().as_ref()) {
         for d in devs {
-            create_device(root.as_raw_fd(), d)?;
+            if plan.userns {
+                let path = d.path().to_string_lossy();
+                bind_device(root.as_raw_fd(), &path, device_kind(d)?, d.major() as u64, d.minor() as u64)?;
+            } else {
+                create_device(root.as_raw_fd(), d)?;
+            }
         }
     }
 
@@ -307,6 +322,15 @@ fn mount_one(plan: &Plan, root: RawFd, m: &Mount) -> Result<()> {
     }
 
     let dst = ensure_in_root(root, &dest, false)?;
+    if typ == "sysfs" && plan.userns && !crate::spec::has_new_ns(plan.spec, LinuxNamespaceType::Network) {
+        // sysfs mounts need a network namespace of the user namespace's
+        // own: bind the host's /sys instead, read-only whatever the config says.
+        let src = sys::open_path(Path::new("/sys"), libc::O_PATH | libc::O_DIRECTORY)?;
+        let tree = sys::open_tree_fd(src.as_raw_fd(), true, "/sys")?;
+        let ro = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC;
+        sys::mount_setattr(tree.as_raw_fd(), true, o.set | ro, 0, 0, &dest)?;
+        return sys::move_mount_fd(tree.as_raw_fd(), dst.as_raw_fd(), &dest);
+    }
     let fstype = if typ.is_empty() { bail!("type: missing") } else { typ };
     let ctx = FsContext::new(fstype)?;
     if !source.is_empty() {
@@ -425,18 +449,38 @@ fn mknod_in(root: RawFd, path: &str, kind: u32, perm: u32, major: u64, minor: u6
     Ok(())
 }
 
-fn create_device(root: RawFd, d: &oci_spec::runtime::LinuxDevice) -> Result<()> {
-    let kind = match d.typ() {
+fn device_kind(d: &oci_spec::runtime::LinuxDevice) -> Result<u32> {
+    Ok(match d.typ() {
         LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
         LinuxDeviceType::B => libc::S_IFBLK,
         LinuxDeviceType::P => libc::S_IFIFO,
         LinuxDeviceType::A => bail!("linux.devices: {}: type must be c, b, u or p", d.path().display()),
-    };
+    })
+}
+
+/// In a user namespace no device node can be made: bind the host's node of
+/// the same path over an empty file, after checking that it is the device
+/// the config asks for.
+fn bind_device(root: RawFd, path: &str, kind: u32, major: u64, minor: u64) -> Result<()> {
+    let what = format!("linux.devices: {path}");
+    let src = sys::open_path(Path::new(path), libc::O_PATH | libc::O_NOFOLLOW)
+        .with_ctx(|| format!("{what}: the host's node (bound in a user namespace)"))?;
+    let st = sys::fstat(src.as_raw_fd()).with_ctx(|| what.clone())?;
+    let same = st.st_mode & libc::S_IFMT == kind && (kind == libc::S_IFIFO || st.st_rdev == libc::makedev(major as u32, minor as u32));
+    if !same {
+        bail!("{what}: the host's node (bound in a user namespace) is not that device");
+    }
+    let dst = ensure_in_root(root, path, true)?;
+    let tree = sys::open_tree_fd(src.as_raw_fd(), false, path)?;
+    sys::move_mount_fd(tree.as_raw_fd(), dst.as_raw_fd(), path)
+}
+
+fn create_device(root: RawFd, d: &oci_spec::runtime::LinuxDevice) -> Result<()> {
     let path = d.path().to_string_lossy();
     mknod_in(
         root,
         &path,
-        kind,
+        device_kind(d)?,
         d.file_mode().unwrap_or(0o666) & 0o7777,
         d.major() as u64,
         d.minor() as u64,
@@ -468,6 +512,12 @@ fn create_default_devices(root: RawFd, _devnull: RawFd) -> Result<()> {
     // SAFETY: as above.
     unsafe { libc::umask(old) };
     made?;
+    dev_links(root)
+}
+
+/// /dev/fd, /dev/stdin ... /dev/ptmx, as runc makes them.
+fn dev_links(root: RawFd) -> Result<()> {
+    let dev = ensure_in_root(root, "/dev", false)?;
     for (name, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),

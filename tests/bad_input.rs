@@ -369,3 +369,28 @@ fn bad_scheduler_io_priority_and_memory_policy() {
         c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_INTERLEAVE", "nodes": "0-x"})
     });
 }
+
+#[test]
+fn bad_user_namespace_configs() {
+    stele_only!();
+    let userns = |c: &mut Value| c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    refuse_with("userns-nomap", "linux.uidMappings: required with a new user namespace", |c| userns(c));
+    refuse_with("userns-nons", "linux.uidMappings: given, but linux.namespaces has no new user namespace", |c| {
+        c["linux"]["uidMappings"] = map.clone();
+    });
+    refuse_with("userns-unmapped", "process.user.uid: 70000 is not mapped by linux.uidMappings", |c| {
+        userns(c);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map.clone();
+        c["process"]["user"] = json!({"uid": 70000, "gid": 0});
+    });
+    refuse_with("userns-overlap", "linux.gidMappings[1]: overlaps linux.gidMappings[0]", |c| {
+        userns(c);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 10}, {"containerID": 5, "hostID": 200000, "size": 10}]);
+    });
+    refuse_with("userns-join", "joining a user namespace is not supported", |c| {
+        c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user", "path": "/proc/1/ns/user"}));
+    });
+}

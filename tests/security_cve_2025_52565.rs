@@ -94,3 +94,24 @@ fn image_dev_pts_symlink_to_host() {
     assert!(ls(victim.path()).is_empty());
     assert!(host_mounts_with(victim.path().to_str().unwrap()).is_empty());
 }
+
+/// The same in a new user namespace: the pty comes from the devpts the
+/// container's namespace owns.
+#[test]
+fn terminal_console_in_a_user_namespace() {
+    need_root!();
+    let rt = Rt::new("52565u");
+    let mut b = Bundle::new("52565u", &["true"]);
+    for dir in [b.path().parent().unwrap(), b.path()] {
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    b.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["process"]["terminal"] = json!(true);
+    b.sh(&format!("cat /proc/self/uid_map; {PROBE}"));
+    let (o, r) = run_terminal(&b, &rt, &rt.id("c"));
+    eprintln!("{o:?}");
+    check_pty(&o, &r);
+    assert!(r.unwrap().1.contains("100000"), "not in the user namespace");
+}

@@ -219,13 +219,12 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
                 bail!("config.json: linux.namespaces[{i}].path: {:?} must be an absolute path", p);
             }
             if ns.typ() == LinuxNamespaceType::User {
+                // src/userns.rs: what stele creates would not belong to it
                 bail!("config.json: linux.namespaces[{i}]: joining a {} namespace is not supported", ns_name(ns.typ()));
             }
         }
-        if ns.typ() == LinuxNamespaceType::User {
-            bail!("config.json: linux.namespaces[{i}]: {} namespaces are not supported yet", ns_name(ns.typ()));
-        }
     }
+    crate::userns::validate(spec)?;
     if let Some(offsets) = linux.time_offsets() {
         // Offsets can only be given to a namespace nobody is in yet.
         if !offsets.is_empty() && !has_new_ns(spec, LinuxNamespaceType::Time) {
@@ -393,7 +392,7 @@ pub fn features() -> serde_json::Value {
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": crate::rootfs::MOUNT_OPTION_NAMES,
         "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "uts"],
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": crate::security::all_capability_names(),
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
             "seccomp": {
