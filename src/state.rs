@@ -12,6 +12,15 @@
 //! moments later frees the block with a synchronous discard (0.1-0.35 ms
 //! per container here); a small file deleted before writeback never gets
 //! one.
+//!
+//! Nor does a container cost an inode: a removed record is renamed to one
+//! of [`SPARES`] spare names (`.spareN`) and the next new record is written
+//! into it (overwritten in place, then cut to length: never truncated to
+//! zero, which would make ext4 flush it at close). On a journal-less ext4 a
+//! new inode skips every inode of its group freed in the last minute, with
+//! a buffer-cache lookup for each: after a burst of containers a record's
+//! first save took ~1 ms after the CPUs idled, against ~0.35 ms for a spare
+//! (C loop, 50 ms apart).
 
 use crate::error::{Context, Error, Result};
 use crate::bail;
@@ -26,6 +35,8 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_ROOT: &str = "/run/stele";
 /// The lock file in the root (see the module doc).
 pub const LOCK_FILE: &str = ".lock";
+/// How many removed records are kept for reuse (see the module doc).
+const SPARES: usize = 8;
 
 /// Refuse ids that could escape the root or confuse clients: runc's
 /// character set, at most 1024 bytes, not `.` or `..`.
@@ -307,20 +318,20 @@ impl Entry {
     pub fn save(&self, st: &State) -> Result<()> {
         let tmp = &self.tmp;
         let data = serde_json::to_vec(st).map_err(|e| Error::msg(format!("encode state: {e}")))?;
+        self.take_spare();
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
-            .truncate(true)
             .mode(0o600)
             .open(tmp)
             .with_ctx(|| format!("write {}", tmp.display()))?;
-        f.write_all(&data).with_ctx(|| format!("write {}", tmp.display()))?;
+        f.write_all(&data).and_then(|_| f.set_len(data.len() as u64)).with_ctx(|| format!("write {}", tmp.display()))?;
         drop(f);
         // Swap with the previous record, then drop it: readers always see a
         // whole file, and ext4 does not flush the new one first as it would
         // for a rename over an existing file (~0.3 ms a start on this host).
         match crate::sys::exchange(tmp, &self.path) {
-            Ok(()) => std::fs::remove_file(tmp).with_ctx(|| format!("remove {}", tmp.display())),
+            Ok(()) => self.give_spare(tmp),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::rename(tmp, &self.path).with_ctx(|| format!("rename {}", tmp.display()))
             }
@@ -332,13 +343,37 @@ impl Entry {
     /// with the entry).
     pub fn remove(&self) -> Result<()> {
         for p in [&self.fifo, &self.tmp, &self.path] {
-            match std::fs::remove_file(p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_ctx(|| format!("remove {}", p.display())),
+            let gone = if p == &self.fifo { std::fs::remove_file(p).with_ctx(|| format!("remove {}", p.display())) } else { self.give_spare(p) };
+            match gone {
+                Err(e) if e.errno() != Some(libc::ENOENT) => return Err(e),
+                _ => {}
             }
         }
         Ok(())
+    }
+
+    fn spare(&self, n: usize) -> PathBuf {
+        self.path.with_file_name(format!(".spare{n}"))
+    }
+
+    /// Move a spare record file to the temp name, if there is one (the temp
+    /// file is then overwritten, not made).
+    fn take_spare(&self) {
+        // Another stele may take the same one first: then the next. (A temp
+        // file left by a crash is reused as it is: no rename replaces it.)
+        let _ = (0..SPARES).find(|&n| crate::sys::rename2(&self.spare(n), &self.tmp, libc::RENAME_NOREPLACE).is_ok());
+    }
+
+    /// Keep `p` as a spare if a spare name is free, else delete it.
+    fn give_spare(&self, p: &Path) -> Result<()> {
+        for n in 0..SPARES {
+            match crate::sys::rename2(p, &self.spare(n), libc::RENAME_NOREPLACE) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+                Err(e) => return Err(e).with_ctx(|| format!("remove {}", p.display())),
+            }
+        }
+        std::fs::remove_file(p).with_ctx(|| format!("remove {}", p.display()))
     }
 }
 
@@ -350,4 +385,61 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     std::fs::write(&tmp, pid.to_string()).with_ctx(|| format!("write pid file {}", tmp.display()))?;
     std::fs::rename(&tmp, &abs).with_ctx(|| format!("write pid file {}", abs.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn state(id: &str, owner: &str) -> State {
+        State {
+            id: id.into(),
+            pid: 1,
+            pid_start: 0,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            created: "now".into(),
+            owner: owner.into(),
+            annotations: BTreeMap::new(),
+            cgroup: None,
+            config: serde_json::Value::Null,
+            started: false,
+            supervisor: None,
+        }
+    }
+
+    #[test]
+    fn removed_records_are_reused_whole_and_unlisted() {
+        let dir = std::env::temp_dir().join(format!("stele-state-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::new(&dir);
+        let a = store.create("a").unwrap();
+        a.save(&state("a", &"x".repeat(3000))).unwrap();
+        let ino = std::fs::metadata(&a.path).unwrap().ino();
+        // an update swaps records: the old one becomes a spare
+        a.save(&state("a", "short")).unwrap();
+        assert_eq!(a.load().unwrap().owner, "short");
+        a.remove().unwrap();
+        drop(a);
+        assert_eq!(store.list().unwrap(), Vec::<String>::new(), "spares are not containers");
+        // the next container's record is written into a spare: an inode of
+        // a's, holding exactly the new record (no tail of the longer one)
+        let b = store.create("b").unwrap();
+        b.save(&state("b", "o")).unwrap();
+        let md = std::fs::metadata(&b.path).unwrap();
+        assert_eq!(md.ino(), ino, "a's first record, kept as .spare0, is b's now");
+        assert_eq!(md.mode() & 0o777, 0o600);
+        assert_eq!(md.len() as usize, serde_json::to_vec(&state("b", "o")).unwrap().len());
+        assert_eq!(b.load().unwrap().owner, "o");
+        assert_eq!(store.list().unwrap(), vec!["b".to_string()]);
+        // with every spare name taken, a removed record is deleted
+        for n in 0..SPARES {
+            std::fs::write(b.spare(n), "").unwrap();
+        }
+        b.remove().unwrap();
+        assert!(!b.path.exists() && !b.tmp.exists());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), SPARES + 1, "the spares and .lock");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

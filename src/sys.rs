@@ -437,17 +437,20 @@ impl PrivateProc {
 
 // ---------------------------------------------------------------- renameat2
 
-/// Atomically swap two existing paths (renameat2 RENAME_EXCHANGE). Unlike a
-/// rename over an existing file, ext4 does not force the new file's data to
-/// disk first (its auto_da_alloc heuristic only applies to replacing renames).
+/// Atomically swap two existing paths (RENAME_EXCHANGE). Unlike a rename
+/// over an existing file, ext4 does not force the new file's data to disk
+/// first (its auto_da_alloc heuristic only applies to replacing renames).
 pub fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    rename2(a, b, libc::RENAME_EXCHANGE)
+}
+
+/// renameat2 with `flags` (RENAME_EXCHANGE, RENAME_NOREPLACE).
+pub fn rename2(a: &Path, b: &Path, flags: libc::c_uint) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let a = CString::new(a.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
     let b = CString::new(b.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
     // SAFETY: two valid C strings; the kernel only reads them.
-    let r = unsafe {
-        libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE)
-    };
+    let r = unsafe { libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), flags) };
     if r != 0 {
         return Err(std::io::Error::last_os_error());
     }
