@@ -248,12 +248,24 @@ fn recycle() -> Recycle {
 
 /// Read `r` to its end into `tx` in full chunks, taking buffers from `free`
 /// when there are any; stops early (Ok) when the receiving stage has gone.
+/// A recycled buffer comes back holding a full chunk: it is read into as it
+/// is (`read_to_end` would clear its spare capacity first, 2 GB of memset per
+/// 1 GB layer).
 fn pump(mut r: impl Read, tx: &SyncSender<Chunk>, free: &Receiver<Vec<u8>>) -> std::io::Result<()> {
     loop {
-        let mut buf = free.try_recv().unwrap_or_else(|_| Vec::with_capacity(PIPE_CHUNK));
-        buf.clear();
-        (&mut r).take(PIPE_CHUNK as u64).read_to_end(&mut buf)?;
-        if buf.is_empty() || tx.send(Ok(buf)).is_err() {
+        let mut buf = free.try_recv().unwrap_or_default();
+        buf.resize(PIPE_CHUNK, 0);
+        let mut n = 0;
+        while n < PIPE_CHUNK {
+            match r.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(n);
+        if n == 0 || tx.send(Ok(buf)).is_err() {
             return Ok(());
         }
     }
