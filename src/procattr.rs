@@ -3,7 +3,8 @@
 //! `linux.personality` and `linux.memoryPolicy` (set_mempolicy). Set by the
 //! init (and by `exec`) on itself just before its credentials and seccomp,
 //! as runc does: the filter may not allow these calls, and a real-time
-//! policy needs capabilities that are dropped.
+//! policy needs capabilities that are dropped. And `process.execCPUAffinity`
+//! (exec only, as the runtime spec says): [`exec_affinity`].
 
 use crate::error::{Error, Result};
 use oci_spec::runtime::{
@@ -180,6 +181,36 @@ fn set_scheduler(s: &Scheduler) -> Result<()> {
     // SAFETY: a valid sched_attr of the size it declares; pid 0 is this thread.
     if unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) } != 0 {
         return Err(Error::os("process.scheduler: sched_setattr", nix::errno::Errno::last_raw()));
+    }
+    Ok(())
+}
+
+/// `process.execCPUAffinity` of an exec'd process, as runc 1.2: `initial` is
+/// the runtime's own affinity before it clones the process (which inherits
+/// it), `final` the process's once it is in the container's cgroup (a
+/// cpuset there has narrowed it). An empty or missing list changes nothing.
+pub fn exec_affinity(initial: bool, aff: Option<&oci_spec::runtime::ExecCPUAffinity>) -> Result<()> {
+    let (list, field) = match aff {
+        Some(a) if initial => (a.initial().as_deref(), "process.execCPUAffinity.initial"),
+        Some(a) => (a.cpu_affinity_final().as_deref(), "process.execCPUAffinity.final"),
+        None => return Ok(()),
+    };
+    let Some(list) = list.filter(|l| !l.is_empty()) else { return Ok(()) };
+    // SAFETY: cpu_set_t is plain data.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let max = 8 * std::mem::size_of::<libc::cpu_set_t>() as u64;
+    for item in list.split(',') {
+        let Some((a, b)) = crate::spec::list_range(item).filter(|&(a, b)| a <= b && b < max) else {
+            return Err(Error::msg(format!("{field}: {list:?} is not a CPU list (N or N-M, comma-separated, below {max})")));
+        };
+        for cpu in a..=b {
+            // SAFETY: cpu < the set's size, checked above.
+            unsafe { libc::CPU_SET(cpu as usize, &mut set) };
+        }
+    }
+    // SAFETY: a valid cpu_set_t of the size given.
+    if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
+        return Err(Error::os(format!("{field}: set CPU affinity {list:?}"), nix::errno::Errno::last_raw()));
     }
     Ok(())
 }

@@ -910,6 +910,7 @@ pub fn spawn_exec(mut o: ExecOpts) -> Result<Spawned> {
     }
     let join = o.cgroup.map(|c| c.join_handles()).transpose()?;
     let cgroup_fd = join.as_ref().and_then(|j| j.v2.as_ref()).map(|f| f.as_raw_fd());
+    crate::procattr::exec_affinity(true, process.exec_cpu_affinity().as_ref())?;
     security::set_dumpable(false);
     match sys::clone3(0, cgroup_fd)? {
         None => {
@@ -957,6 +958,8 @@ fn exec_child(
     sock: RawFd,
 ) -> Result<Never> {
     let host_pid = wait_go(sock)?;
+    // In the container's cgroup now (clone3 and the v1 joins).
+    crate::procattr::exec_affinity(false, o.process.exec_cpu_affinity().as_ref())?;
     let flags = ns_flags_to_join(o.spec);
     if flags != 0 {
         // SAFETY: setns with a pidfd and namespace flags.
