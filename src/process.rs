@@ -50,6 +50,8 @@ const MSG_SAVED: u8 = b'V';
 const MSG_ERROR: u8 = b'E';
 /// The init's uid and gid maps are written (new user namespace).
 const MSG_MAPPED: u8 = b'U';
+/// From the intermediate of a joined user namespace: the init's pid.
+const MSG_CLONED: u8 = b'C';
 
 /// How the init learns that it may exec.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -255,11 +257,18 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
     let join = o.cgroup.map(|c| c.join_handles()).transpose()?;
     let cgroup_fd = join.as_ref().and_then(|j| j.v2.as_ref()).map(|f| f.as_raw_fd());
 
-    // Joining a pid namespace only affects children: do it here, before clone.
-    for ns in crate::spec::namespaces(spec) {
-        if let (LinuxNamespaceType::Pid, Some(p)) = (ns.typ(), ns.path()) {
-            setns_path(p, LinuxNamespaceType::Pid)?;
-        }
+    // Joining a pid namespace only affects children: do it before clone
+    // (the intermediate does, with a joined user namespace: then the pid
+    // clone3 returns to it is still ours).
+    let joined_user = crate::spec::namespaces(spec).iter().find(|n| n.typ() == LinuxNamespaceType::User).and_then(|n| n.path().as_deref());
+    let join_pid = || {
+        crate::spec::namespaces(spec).iter().try_for_each(|ns| match (ns.typ(), ns.path()) {
+            (LinuxNamespaceType::Pid, Some(p)) => setns_path(p, LinuxNamespaceType::Pid),
+            _ => Ok(()),
+        })
+    };
+    if joined_user.is_none() {
+        join_pid()?;
     }
 
     // The child is visible in a joined pid namespace (and is the runtime
@@ -270,7 +279,34 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
     security::set_dumpable(false);
     let flags = clone_flags(spec);
     crate::log::phase("clone");
-    match sys::clone3(flags, cgroup_fd)? {
+    // A joined user namespace must own the namespaces made for the
+    // container: an intermediate process enters it and clones the init
+    // (as the runtime's child, CLONE_PARENT), then reports its pid and exits.
+    let cloned = match joined_user {
+        None => sys::clone3(flags, cgroup_fd)?,
+        Some(userns) => match sys::clone3(0, None)? {
+            None => {
+                let r = join_pid()
+                    .and_then(|_| setns_path(userns, LinuxNamespaceType::User))
+                    .and_then(|_| sys::clone3(flags | libc::CLONE_PARENT as u64, cgroup_fd));
+                match r {
+                    Ok(None) => None,
+                    Ok(Some((pid, _))) => {
+                        let _ = send(csock.as_raw_fd(), MSG_CLONED, pid.to_string().as_bytes());
+                        // SAFETY: leave without running the parent's destructors.
+                        unsafe { libc::_exit(0) }
+                    }
+                    Err(e) => {
+                        let _ = send(csock.as_raw_fd(), MSG_ERROR, e.to_string().as_bytes());
+                        // SAFETY: as above.
+                        unsafe { libc::_exit(1) }
+                    }
+                }
+            }
+            Some((mid, _)) => Some(init_of(mid, psock.as_raw_fd())?),
+        },
+    };
+    match cloned {
         None => {
             // The init. It never returns. First into the v1 cgroups (the
             // cgroup2 one was entered by clone3 itself).
@@ -325,6 +361,20 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
             }
         }
     }
+}
+
+/// The init that intermediate `mid` cloned (its pid on the socket), once
+/// `mid` has exited; a pidfd of it (our child: no pid reuse before we reap it).
+fn init_of(mid: i32, sock: RawFd) -> Result<(i32, OwnedFd)> {
+    let mut status = 0;
+    // SAFETY: waitpid on our own child.
+    unsafe { libc::waitpid(mid, &mut status, 0) };
+    let pid = match recv(sock)? {
+        Some((MSG_CLONED, p)) => String::from_utf8_lossy(&p).parse().unwrap_or(0),
+        Some((MSG_ERROR, m)) => return Err(Error::Msg(String::from_utf8_lossy(&m).into_owned())),
+        _ => bail!("linux.namespaces: the process entering the user namespace exited ({status:#x})"),
+    };
+    Ok((pid, sys::pidfd_open(pid).ctx("container init")?))
 }
 
 fn drive(sp: &Spawned, o: &mut SpawnOpts) -> Result<()> {
@@ -454,12 +504,16 @@ fn init(mut c: InitCtx) -> Result<Never> {
             Some((MSG_ERROR, m)) => return Err(Error::Msg(String::from_utf8_lossy(&m).into_owned())),
             _ => bail!("runtime went away"),
         }
+    } else if crate::spec::has_ns(spec, LinuxNamespaceType::User) {
+        // joined by the intermediate
+        crate::userns::become_root()?;
     }
 
-    // Join namespaces given by path (pid was joined by the parent).
+    // Join namespaces given by path (pid was joined by the runtime, user by
+    // the intermediate).
     for ns in crate::spec::namespaces(spec) {
         if let Some(p) = ns.path() {
-            if ns.typ() != LinuxNamespaceType::Pid {
+            if !matches!(ns.typ(), LinuxNamespaceType::Pid | LinuxNamespaceType::User) {
                 setns_path(p, ns.typ())?;
             }
         }
@@ -523,7 +577,7 @@ fn init(mut c: InitCtx) -> Result<Never> {
         cgroup_sources: std::mem::take(&mut c.cgroup_sources),
         terminal,
         create_mountpoints: c.create_mountpoints,
-        userns: crate::userns::is_new(spec),
+        userns: crate::spec::has_ns(spec, LinuxNamespaceType::User),
     };
     crate::log::phase("init: namespaces");
     let sock = c.sock;

@@ -9,7 +9,7 @@
 use crate::error::{Context, Error, Result};
 use crate::sys::{self, FsContext};
 use crate::bail;
-use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Mount, Spec};
+use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -322,27 +322,32 @@ fn mount_one(plan: &Plan, root: RawFd, m: &Mount) -> Result<()> {
     }
 
     let dst = ensure_in_root(root, &dest, false)?;
-    if typ == "sysfs" && plan.userns && !crate::spec::has_new_ns(plan.spec, LinuxNamespaceType::Network) {
-        // sysfs mounts need a network namespace of the user namespace's
-        // own: bind the host's /sys instead, read-only whatever the config says.
-        let src = sys::open_path(Path::new("/sys"), libc::O_PATH | libc::O_DIRECTORY)?;
-        let tree = sys::open_tree_fd(src.as_raw_fd(), true, "/sys")?;
-        let ro = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC;
-        sys::mount_setattr(tree.as_raw_fd(), true, o.set | ro, 0, 0, &dest)?;
-        return sys::move_mount_fd(tree.as_raw_fd(), dst.as_raw_fd(), &dest);
-    }
     let fstype = if typ.is_empty() { bail!("type: missing") } else { typ };
-    let ctx = FsContext::new(fstype)?;
-    if !source.is_empty() {
-        let _ = ctx.set_string("source", &source);
-    }
-    for (k, v) in &o.data {
-        match v {
-            Some(v) => ctx.set_string(k, v)?,
-            None => ctx.set_flag(k)?,
+    let fresh = || {
+        let ctx = FsContext::new(fstype)?;
+        if !source.is_empty() {
+            let _ = ctx.set_string("source", &source);
         }
-    }
-    let mnt = ctx.mount(o.set & !sys::MOUNT_ATTR_RDONLY)?;
+        for (k, v) in &o.data {
+            match v {
+                Some(v) => ctx.set_string(k, v)?,
+                None => ctx.set_flag(k)?,
+            }
+        }
+        ctx.mount(o.set & !sys::MOUNT_ATTR_RDONLY)
+    };
+    let mnt = match fresh() {
+        // A user namespace may mount sysfs only with a network namespace it
+        // owns: else the host's /sys is bound, read-only whatever the config says.
+        Err(e) if fstype == "sysfs" && plan.userns && e.errno() == Some(libc::EPERM) => {
+            let src = sys::open_path(Path::new("/sys"), libc::O_PATH | libc::O_DIRECTORY)?;
+            let tree = sys::open_tree_fd(src.as_raw_fd(), true, "/sys")?;
+            let ro = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC;
+            sys::mount_setattr(tree.as_raw_fd(), true, o.set | ro, 0, 0, &dest)?;
+            return sys::move_mount_fd(tree.as_raw_fd(), dst.as_raw_fd(), &dest);
+        }
+        r => r?,
+    };
     if o.tmpcopyup {
         copy_up(dst.as_raw_fd(), mnt.as_raw_fd()).with_ctx(|| format!("tmpcopyup {dest}"))?;
     }

@@ -56,7 +56,8 @@ pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> Result<Option<(i32, Owned
     let mut args = CloneArgs {
         flags: flags | CLONE_PIDFD,
         pidfd: &mut pidfd as *mut RawFd as u64,
-        exit_signal: libc::SIGCHLD as u64,
+        // With CLONE_PARENT the kernel takes our own (and wants 0 here).
+        exit_signal: if flags & libc::CLONE_PARENT as u64 != 0 { 0 } else { libc::SIGCHLD as u64 },
         ..Default::default()
     };
     if let Some(fd) = cgroup_fd {

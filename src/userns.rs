@@ -12,9 +12,10 @@
 //! made (the host's are bind-mounted instead), and sysfs needs a network
 //! namespace of its own (else the host's /sys is bound, read-only).
 //!
-//! Joining an existing user namespace by path is refused: the namespaces
-//! stele creates would belong to the runtime's user namespace, not to the
-//! joined one.
+//! A user namespace joined by path (a pod's) must own the namespaces stele
+//! makes for the container: an intermediate process enters it and clones the
+//! init from there (src/process.rs). Its maps are its creator's: mappings in
+//! the config are then only checked, never written.
 
 use crate::bail;
 use crate::error::{Error, Result};
@@ -40,16 +41,22 @@ fn maps(spec: &Spec) -> (&[LinuxIdMapping], &[LinuxIdMapping]) {
 /// them, well-formed, and the process's ids inside them.
 pub fn validate(spec: &Spec) -> Result<()> {
     let (uids, gids) = maps(spec);
-    if !is_new(spec) {
+    let joined = !is_new(spec) && crate::spec::has_ns(spec, LinuxNamespaceType::User);
+    if !is_new(spec) && !joined {
         for (name, m) in [("uidMappings", uids), ("gidMappings", gids)] {
             if !m.is_empty() {
-                bail!("config.json: linux.{name}: given, but linux.namespaces has no new user namespace");
+                bail!("config.json: linux.{name}: given, but linux.namespaces has no user namespace");
             }
         }
         return Ok(());
     }
     for (name, m) in [("uidMappings", uids), ("gidMappings", gids)] {
-        check_map(name, m)?;
+        if !(joined && m.is_empty()) {
+            check_map(name, m)?;
+        }
+    }
+    if uids.is_empty() || gids.is_empty() {
+        return Ok(()); // joined: the namespace's own maps decide
     }
     if let Some(u) = spec.process().as_ref().map(|p| p.user()) {
         if !maps_id(uids, u.uid()) {

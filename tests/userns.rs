@@ -125,3 +125,72 @@ fn a_device_that_is_not_the_hosts_node_is_refused() {
     assert!(!o.stdout.contains("should-not-run"));
     t.assert_nothing_left(&id, &b.dir);
 }
+
+/// A pod: the second container joins the first one's user and network
+/// namespaces by path and gets new mount, pid, ipc and uts namespaces, which
+/// its user namespace owns (it mounts its own proc and sysfs).
+#[test]
+fn a_container_joins_another_ones_user_namespace() {
+    let t = Ctx::new("userns-join");
+    let (a, out) = userns_bundle(&t, "sleep 30");
+    let ida = t.id("a");
+    t.create(&a, &ida);
+    t.rt(&["start", &ida]).ok();
+    let pa = t.state(&ida)["pid"].as_i64().unwrap();
+    let ns = |pid: i64, n: &str| fs::read_link(format!("/proc/{pid}/ns/{n}")).unwrap().to_string_lossy().into_owned();
+
+    let (mut b, _) = userns_bundle(
+        &t,
+        "readlink /proc/self/ns/user; readlink /proc/self/ns/net; cat /proc/self/uid_map; echo $$; \
+         ls /sys/class/net | tr '\\n' ' '; echo; echo b > /out/by-b; sleep 30",
+    );
+    let nss = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    nss.retain(|n| n["type"] != "user" && n["type"] != "network");
+    nss.push(json!({"type": "user", "path": format!("/proc/{pa}/ns/user")}));
+    nss.push(json!({"type": "network", "path": format!("/proc/{pa}/ns/net")}));
+    let linux = b.config["linux"].as_object_mut().unwrap();
+    linux.remove("uidMappings");
+    linux.remove("gidMappings");
+    // the pod's shared /out
+    b.config["mounts"].as_array_mut().unwrap().last_mut().unwrap()["source"] = json!(out);
+    b.save();
+    let idb = t.id("b");
+    let o = t.rt(&["run", "-d", "--bundle", b.dir.to_str().unwrap(), &idb]);
+    o.ok();
+    let pb = t.state(&idb)["pid"].as_i64().unwrap();
+    assert_eq!(ns(pb, "user"), ns(pa, "user"));
+    assert_eq!(ns(pb, "net"), ns(pa, "net"));
+    for own in ["pid_for_children", "mnt", "uts", "ipc"] {
+        assert_ne!(ns(pb, own), ns(pa, own), "{own}");
+    }
+    let status = fs::read_to_string(format!("/proc/{pb}/status")).unwrap();
+    assert_eq!(status_field(&status, "Uid").unwrap().split_whitespace().next(), Some("100000"), "{status}");
+    // what b wrote (b runs detached: wait for its file)
+    let made = out.join("by-b");
+    for _ in 0..200 {
+        if made.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let md = fs::metadata(&made).unwrap();
+    assert_eq!((md.uid(), md.gid()), (HOST_BASE, HOST_BASE));
+    // what b printed before that: a's namespaces, a's maps, pid 1 of its
+    // own pid namespace, and its own sysfs, which shows a's network (lo only)
+    let printed = o.reread_stdout();
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines[..2], [ns(pa, "user"), ns(pa, "net")], "{printed}");
+    assert_eq!(lines[2].split_whitespace().collect::<Vec<_>>(), ["0", "100000", "65536"], "{printed}");
+    assert_eq!(lines[3], "1", "{printed}");
+    assert_eq!(lines[4].trim(), "lo", "{printed}");
+    // exec into b lands in the same user namespace, as its root
+    let e = t.rt(&["exec", &idb, "sh", "-c", "readlink /proc/self/ns/user; id -u; echo $$ > /dev/null; ls /proc/1/ns >/dev/null && echo in-pidns"]);
+    e.ok();
+    assert_eq!(e.lines()[0], ns(pa, "user"), "{e}");
+    assert_eq!(e.lines()[1], "0", "{e}");
+    for id in [&idb, &ida] {
+        t.rt(&["delete", "-f", id]).ok();
+    }
+    t.assert_nothing_left(&idb, &b.dir);
+    t.assert_nothing_left(&ida, &a.dir);
+}

@@ -218,10 +218,6 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
             if !is_abs(p) {
                 bail!("config.json: linux.namespaces[{i}].path: {:?} must be an absolute path", p);
             }
-            if ns.typ() == LinuxNamespaceType::User {
-                // src/userns.rs: what stele creates would not belong to it
-                bail!("config.json: linux.namespaces[{i}]: joining a {} namespace is not supported", ns_name(ns.typ()));
-            }
         }
     }
     crate::userns::validate(spec)?;
