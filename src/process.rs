@@ -284,27 +284,7 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
     // (as the runtime's child, CLONE_PARENT), then reports its pid and exits.
     let cloned = match joined_user {
         None => sys::clone3(flags, cgroup_fd)?,
-        Some(userns) => match sys::clone3(0, None)? {
-            None => {
-                let r = join_pid()
-                    .and_then(|_| setns_path(userns, LinuxNamespaceType::User))
-                    .and_then(|_| sys::clone3(flags | libc::CLONE_PARENT as u64, cgroup_fd));
-                match r {
-                    Ok(None) => None,
-                    Ok(Some((pid, _))) => {
-                        let _ = send(csock.as_raw_fd(), MSG_CLONED, pid.to_string().as_bytes());
-                        // SAFETY: leave without running the parent's destructors.
-                        unsafe { libc::_exit(0) }
-                    }
-                    Err(e) => {
-                        let _ = send(csock.as_raw_fd(), MSG_ERROR, e.to_string().as_bytes());
-                        // SAFETY: as above.
-                        unsafe { libc::_exit(1) }
-                    }
-                }
-            }
-            Some((mid, _)) => Some(init_of(mid, psock.as_raw_fd())?),
-        },
+        Some(userns) => clone_in_userns(userns, &join_pid, flags, cgroup_fd, (psock.as_raw_fd(), csock.as_raw_fd()))?,
     };
     match cloned {
         None => {
@@ -363,18 +343,43 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
     }
 }
 
-/// The init that intermediate `mid` cloned (its pid on the socket), once
-/// `mid` has exited; a pidfd of it (our child: no pid reuse before we reap it).
-fn init_of(mid: i32, sock: RawFd) -> Result<(i32, OwnedFd)> {
+/// [`sys::clone3`] from inside the user namespace at `userns`, through an
+/// intermediate process: it joins the pid namespace given by path (so the
+/// pid it gets back is still ours), enters `userns`, clones the init as our
+/// child (CLONE_PARENT), sends its pid on the socket and exits. Returns
+/// like clone3: None in the init, its pid and a pidfd (no pid reuse before
+/// we reap it) here.
+fn clone_in_userns(
+    userns: &Path,
+    join_pid: &dyn Fn() -> Result<()>,
+    flags: u64,
+    cgroup_fd: Option<RawFd>,
+    (psock, csock): (RawFd, RawFd),
+) -> Result<Option<(i32, OwnedFd)>> {
+    let Some((mid, _)) = sys::clone3(0, None)? else {
+        let r = join_pid()
+            .and_then(|_| setns_path(userns, LinuxNamespaceType::User))
+            .and_then(|_| sys::clone3(flags | libc::CLONE_PARENT as u64, cgroup_fd));
+        let code = match r {
+            Ok(None) => return Ok(None),
+            Ok(Some((pid, _))) => send(csock, MSG_CLONED, pid.to_string().as_bytes()).is_err() as i32,
+            Err(e) => {
+                let _ = send(csock, MSG_ERROR, e.to_string().as_bytes());
+                1
+            }
+        };
+        // SAFETY: leave without running the parent's destructors.
+        unsafe { libc::_exit(code) }
+    };
     let mut status = 0;
     // SAFETY: waitpid on our own child.
     unsafe { libc::waitpid(mid, &mut status, 0) };
-    let pid = match recv(sock)? {
+    let pid = match recv(psock)? {
         Some((MSG_CLONED, p)) => String::from_utf8_lossy(&p).parse().unwrap_or(0),
         Some((MSG_ERROR, m)) => return Err(Error::Msg(String::from_utf8_lossy(&m).into_owned())),
         _ => bail!("linux.namespaces: the process entering the user namespace exited ({status:#x})"),
     };
-    Ok((pid, sys::pidfd_open(pid).ctx("container init")?))
+    Ok(Some((pid, sys::pidfd_open(pid).ctx("container init")?)))
 }
 
 fn drive(sp: &Spawned, o: &mut SpawnOpts) -> Result<()> {

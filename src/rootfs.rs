@@ -179,7 +179,7 @@ pub struct Plan<'a> {
     /// Whether missing mountpoints may be created in the rootfs (only when
     /// writes land in a layer of their own; see policy::RootfsKind).
     pub create_mountpoints: bool,
-    /// In a new user namespace: device nodes are the host's, bound
+    /// In a user namespace (new or joined): device nodes are the host's, bound
     /// (src/userns.rs).
     pub userns: bool,
 }
