@@ -181,7 +181,7 @@ pub fn unpack_blob_progress(
         });
         sc.spawn(move || {
             let consumed = AtomicU64::new(0);
-            let input = Counted { inner: ChanReader::new(comp_rx, Some(comp_pool)), count: Some(&consumed) };
+            let input = Counted { inner: ChanReader::new(comp_rx, comp_pool), count: Some(&consumed) };
             let pumped = (|| {
                 let (dec, ratio): (Box<dyn Read>, _) = match blob.compression {
                     Compression::None => (Box::new(input), None),
@@ -208,7 +208,7 @@ pub fn unpack_blob_progress(
             Some(h.finish())
         });
         let result: Result<unpack::Written> = (|| {
-            let mut chan = ChanReader::new(tar_rx, Some(raw_pool));
+            let mut chan = ChanReader::new(tar_rx, raw_pool);
             let written = unpack::unpack_written(&mut chan, root, limits)?;
             // Drain what follows the tar's end so the diff_id covers it all.
             std::io::copy(&mut chan, &mut std::io::sink()).ctx("read layer")?;
@@ -277,11 +277,11 @@ struct ChanReader {
     rx: Receiver<Chunk>,
     cur: Vec<u8>,
     pos: usize,
-    back: Option<SyncSender<Vec<u8>>>,
+    back: SyncSender<Vec<u8>>,
 }
 
 impl ChanReader {
-    fn new(rx: Receiver<Chunk>, back: Option<SyncSender<Vec<u8>>>) -> Self {
+    fn new(rx: Receiver<Chunk>, back: SyncSender<Vec<u8>>) -> Self {
         ChanReader { rx, cur: Vec::new(), pos: 0, back }
     }
 }
@@ -292,8 +292,8 @@ impl BufRead for ChanReader {
             match self.rx.recv() {
                 Ok(Ok(b)) => {
                     let spent = std::mem::replace(&mut self.cur, b);
-                    if let (Some(back), true) = (&self.back, spent.capacity() >= PIPE_CHUNK) {
-                        let _ = back.try_send(spent);
+                    if spent.capacity() >= PIPE_CHUNK {
+                        let _ = self.back.try_send(spent);
                     }
                     self.pos = 0;
                 }
