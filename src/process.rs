@@ -5,9 +5,10 @@
 //! ```text
 //! parent (create/run)                      init (in new namespaces)
 //!   clone3(ns flags, into the cgroup) -->  non-dumpable
-//!   write the state record               join ns, unshare cgroup ns, sysctl,
-//!   limits + device rules, send Go ----->  (waits for Go before devices)
-//!                                          hostname, mounts, devices
+//!   new network namespace, send Net ---->  join ns, unshare cgroup ns,
+//!   limits + device rules, send Go ----->  hostname, mounts (joins Net
+//!   write the state record                 before sysfs), devices (after
+//!                                          Go on v1), sysctl
 //!                          <------------- Mounted (only if there are hooks)
 //!   prestart + createRuntime hooks
 //!   send HooksDone --------------------->  createContainer hooks, pivot_root,
@@ -52,6 +53,8 @@ const MSG_ERROR: u8 = b'E';
 const MSG_MAPPED: u8 = b'U';
 /// From the intermediate of a joined user namespace: the init's pid.
 const MSG_CLONED: u8 = b'C';
+/// The container's new network namespace (an fd), made by the runtime.
+const MSG_NET: u8 = b'N';
 
 /// How the init learns that it may exec.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -277,7 +280,15 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
     // inherits it (CVE-2019-5736). The container process becomes dumpable
     // again at execve.
     security::set_dumpable(false);
-    let flags = clone_flags(spec);
+    let mut flags = clone_flags(spec);
+    // A new network namespace is the costliest to make (~0.4 ms): the
+    // runtime makes it after the clone, while the init mounts, and sends it
+    // (the init joins it before it mounts sysfs or anything can see it).
+    // With a user namespace it must be made inside it: by clone3 then.
+    let net_later = flags & libc::CLONE_NEWNET as u64 != 0 && flags & libc::CLONE_NEWUSER as u64 == 0 && joined_user.is_none();
+    if net_later {
+        flags &= !(libc::CLONE_NEWNET as u64);
+    }
     crate::log::phase("clone");
     // A joined user namespace must own the namespaces made for the
     // container: an intermediate process enters it and clones the init
@@ -314,6 +325,7 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
                 die_with_parent: o.die_with_parent,
                 create_mountpoints: o.create_mountpoints,
                 go_before_devices: o.cgroup.is_some_and(|c| c.devices_written_in_steps()),
+                net_later,
             };
             let err = match init(ctx) {
                 Ok(never) => match never {},
@@ -332,7 +344,7 @@ pub fn spawn(mut o: SpawnOpts) -> Result<Spawned> {
             drop(join);
             drop(o.console_socket.take());
             let sp = Spawned { pid, pidfd, sock: psock, start_sent: o.start_early && o.start_via == StartVia::Socket };
-            match drive(&sp, &mut o) {
+            match drive(&sp, &mut o, net_later) {
                 Ok(()) => Ok(sp),
                 Err(e) => {
                     sp.kill_and_reap();
@@ -382,11 +394,20 @@ fn clone_in_userns(
     Ok(Some((pid, sys::pidfd_open(pid).ctx("container init")?)))
 }
 
-fn drive(sp: &Spawned, o: &mut SpawnOpts) -> Result<()> {
+fn drive(sp: &Spawned, o: &mut SpawnOpts, net_later: bool) -> Result<()> {
     let spec = &o.bundle.spec;
     if crate::userns::is_new(spec) {
         crate::userns::write_maps(spec, sp.pid)?;
         send(sp.sock.as_raw_fd(), MSG_MAPPED, &[])?;
+    }
+    // A send fails when the init has failed already: its message says why.
+    let init_error = |e: Error| match recv(sp.sock.as_raw_fd()) {
+        Ok(Some((MSG_ERROR, m))) => Error::Msg(String::from_utf8_lossy(&m).into_owned()),
+        _ => e,
+    };
+    if net_later {
+        let ns = sys::new_netns().ctx("linux.namespaces: network")?;
+        send_fd(sp.sock.as_raw_fd(), ns.as_raw_fd(), &[MSG_NET]).map_err(init_error)?;
     }
     // The init is in its cgroup already: limits and device rules go on now,
     // while it joins namespaces and mounts; it waits for Go before it creates
@@ -395,15 +416,9 @@ fn drive(sp: &Spawned, o: &mut SpawnOpts) -> Result<()> {
     if let Some(cg) = o.cgroup {
         cg.apply_initial(o.resources)?;
     }
-    let sent = send(sp.sock.as_raw_fd(), MSG_GO, sp.pid.to_string().as_bytes())
-        .and_then(|_| if sp.start_sent { send(sp.sock.as_raw_fd(), MSG_START, &[]) } else { Ok(()) });
-    if let Err(e) = sent {
-        // The init may have failed already: its message says why.
-        if let Ok(Some((MSG_ERROR, m))) = recv(sp.sock.as_raw_fd()) {
-            return Err(Error::Msg(String::from_utf8_lossy(&m).into_owned()));
-        }
-        return Err(e);
-    }
+    send(sp.sock.as_raw_fd(), MSG_GO, sp.pid.to_string().as_bytes())
+        .and_then(|_| if sp.start_sent { send(sp.sock.as_raw_fd(), MSG_START, &[]) } else { Ok(()) })
+        .map_err(init_error)?;
     // The record, written while the init mounts.
     (o.on_cloned)(sp.pid)?;
     loop {
@@ -483,6 +498,8 @@ struct InitCtx<'a> {
     /// Wait for Go before creating device nodes (v1 device rules are being
     /// written meanwhile); else wait for it once the mounts are done.
     go_before_devices: bool,
+    /// The new network namespace comes on the socket ([`MSG_NET`]).
+    net_later: bool,
 }
 
 enum Never {}
@@ -494,6 +511,21 @@ fn wait_go(sock: RawFd) -> Result<i32> {
         Some((MSG_GO, p)) => Ok(String::from_utf8_lossy(&p).parse().unwrap_or(0)),
         Some((MSG_ERROR, m)) => Err(Error::Msg(String::from_utf8_lossy(&m).into_owned())),
         _ => bail!("runtime went away"),
+    }
+}
+
+/// The init's join of the network namespace the runtime made for it.
+fn join_sent_netns(sock: RawFd) -> Result<()> {
+    let mut tag = [0u8; 1];
+    match sys::recv_fd(sock, &mut tag) {
+        Some((1, ns)) if tag[0] == MSG_NET => {
+            // SAFETY: plain syscall on an nsfs fd.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(Error::os("join the new network namespace", nix::errno::Errno::last_raw()));
+            }
+            Ok(())
+        }
+        _ => bail!("runtime went away before sending the network namespace"),
     }
 }
 
@@ -535,26 +567,6 @@ fn init(mut c: InitCtx) -> Result<Never> {
             return Err(Error::os("unshare time namespace", nix::errno::Errno::last_raw()));
         }
     }
-    let time_offsets = crate::spec::time_offsets(spec);
-    if spec.annotations().as_ref().and_then(|a| a.get(LOOPBACK_ANNOTATION)).map(String::as_str) == Some("true")
-        && crate::spec::has_new_ns(spec, LinuxNamespaceType::Network)
-    {
-        sys::loopback_up()?;
-    }
-    // The runtime's own /proc writes go through a private procfs.
-    let has_sysctl = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).is_some_and(|m| !m.is_empty());
-    let private_proc = if has_sysctl || process.oom_score_adj().is_some() || time_offsets.is_some() {
-        Some(sys::PrivateProc::new()?)
-    } else {
-        None
-    };
-    if let Some(proc) = &private_proc {
-        rootfs::apply_sysctl(spec, proc)?;
-        if let Some(text) = &time_offsets {
-            // Our pid as that procfs (of our pid namespace) numbers it.
-            proc.write(&format!("{}/timens_offsets", std::process::id()), text).ctx("linux.timeOffsets")?;
-        }
-    }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).with_ctx(|| format!("hostname: set {h:?}"))?;
     }
@@ -562,11 +574,6 @@ fn init(mut c: InitCtx) -> Result<Never> {
         // SAFETY: valid pointer and length.
         if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
             return Err(Error::os(format!("domainname: set {d:?}"), nix::errno::Errno::last_raw()));
-        }
-    }
-    if let Some(adj) = process.oom_score_adj() {
-        if let Some(proc) = &private_proc {
-            security::set_oom_score_adj(adj, proc)?;
         }
     }
 
@@ -587,15 +594,52 @@ fn init(mut c: InitCtx) -> Result<Never> {
     crate::log::phase("init: namespaces");
     let sock = c.sock;
     let mut host_pid = 0;
-    // The runtime applies the cgroup's limits and device rules meanwhile.
-    let mut prep = if c.go_before_devices {
-        rootfs::prepare(&mut plan, &mut || wait_go(sock).map(|p| host_pid = p))?
-    } else {
-        let prep = rootfs::prepare(&mut plan, &mut || Ok(()))?;
-        host_pid = wait_go(sock)?;
-        prep
+    let mut net_later = c.net_later;
+    // The runtime applies the cgroup's limits and device rules meanwhile
+    // (and makes the network namespace, which comes first on the socket).
+    let mut step = |s: rootfs::Step| -> Result<()> {
+        if std::mem::take(&mut net_later) {
+            join_sent_netns(sock)?;
+        }
+        if s == rootfs::Step::Devices && c.go_before_devices {
+            host_pid = wait_go(sock)?;
+        }
+        Ok(())
     };
+    let mut prep = rootfs::prepare(&mut plan, &mut step)?;
+    if !c.go_before_devices {
+        host_pid = wait_go(sock)?;
+    }
     crate::log::phase("init: mounts");
+
+    // In every namespace now, before anyone is told so: sysctls (as runc,
+    // after the mounts), the time offsets (nobody has entered the time
+    // namespace yet), oom_score_adj, loopback.
+    let time_offsets = crate::spec::time_offsets(spec);
+    if spec.annotations().as_ref().and_then(|a| a.get(LOOPBACK_ANNOTATION)).map(String::as_str) == Some("true")
+        && crate::spec::has_new_ns(spec, LinuxNamespaceType::Network)
+    {
+        sys::loopback_up()?;
+    }
+    // The runtime's own /proc writes go through a private procfs.
+    let has_sysctl = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).is_some_and(|m| !m.is_empty());
+    let private_proc = if has_sysctl || process.oom_score_adj().is_some() || time_offsets.is_some() {
+        Some(sys::PrivateProc::new()?)
+    } else {
+        None
+    };
+    if let Some(proc) = &private_proc {
+        rootfs::apply_sysctl(spec, proc)?;
+        if let Some(text) = &time_offsets {
+            // Our pid as that procfs (of our pid namespace) numbers it.
+            proc.write(&format!("{}/timens_offsets", std::process::id()), text).ctx("linux.timeOffsets")?;
+        }
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        if let Some(proc) = &private_proc {
+            security::set_oom_score_adj(adj, proc)?;
+        }
+    }
 
     if hooks::has(spec, Kind::Prestart) || hooks::has(spec, Kind::CreateRuntime) {
         send(c.sock, MSG_MOUNTED, &[])?;
@@ -870,7 +914,7 @@ pub fn send_fd(sock: RawFd, fd: RawFd, payload: &[u8]) -> Result<()> {
     let iov = [std::io::IoSlice::new(payload)];
     let fds = [fd];
     let cmsg = [ControlMessage::ScmRights(&fds)];
-    sendmsg::<()>(sock, &iov, &cmsg, MsgFlags::empty(), None).ctx("send fd over socket")?;
+    sendmsg::<()>(sock, &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None).ctx("send fd over socket")?;
     Ok(())
 }
 

@@ -18,6 +18,7 @@
 //! nothing until the master arrives, which only happens after the clone.
 
 use crate::error::{Context, Error, Result};
+use crate::sys;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -86,38 +87,6 @@ fn copy_winsize(master: RawFd) {
             unsafe { libc::ioctl(master, libc::TIOCSWINSZ, &ws) };
             return;
         }
-    }
-}
-
-/// Receive one fd (SCM_RIGHTS) without allocating; None at EOF, on an
-/// error or when the message carries none.
-fn recv_fd(sock: RawFd) -> Option<OwnedFd> {
-    let mut buf = [0u8; 64];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    let mut cbuf = [0u64; 8];
-    // SAFETY: msghdr is plain data.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
-    loop {
-        // SAFETY: msg points at live buffers.
-        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n > 0 {
-            break;
-        }
-        if n == 0 || nix::errno::Errno::last_raw() != libc::EINTR {
-            return None;
-        }
-    }
-    // SAFETY: the kernel filled msg; CMSG_* walk within msg_control.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS {
-            return None;
-        }
-        Some(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const RawFd)))
     }
 }
 
@@ -223,7 +192,7 @@ fn proxy_thread(sock: OwnedFd, wake: OwnedFd, ready: OwnedFd, master: Arc<OnceLo
     if !poll(&mut fds) || fds[1].revents != 0 {
         return;
     }
-    let Some(m) = recv_fd(sock.as_raw_fd()) else { return };
+    let Some((_, m)) = sys::recv_fd(sock.as_raw_fd(), &mut [0u8; 64]) else { return };
     drop(sock);
     let mfd = m.as_raw_fd();
     let _ = master.set(m);

@@ -195,11 +195,20 @@ pub struct Prepared {
     pub pty_peer: Option<OwnedFd>,
 }
 
+/// Where [`prepare`] lets the init catch up with the runtime.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Step {
+    /// Before a sysfs mount (it shows the mounter's network namespace).
+    Sysfs,
+    /// After the mounts, before any device node is made (the runtime's
+    /// device rules must be complete by then). Always reached.
+    Devices,
+}
+
 /// Step 1, in the new mount namespace: make the host's mounts invisible to
 /// propagation, mount the root and every configured mount, create devices.
-/// `before_devices` runs after the mounts and before any device node is
-/// made (the runtime's device rules must be complete by then).
-pub fn prepare(plan: &mut Plan, before_devices: &mut dyn FnMut() -> Result<()>) -> Result<Prepared> {
+/// `step` runs at each [`Step`].
+pub fn prepare(plan: &mut Plan, step: &mut dyn FnMut(Step) -> Result<()>) -> Result<Prepared> {
     let linux = plan.spec.linux().as_ref();
     // Our copy of the host's mounts must not propagate back to the host.
     nix::mount::mount(None::<&str>, "/", None::<&str>, nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE, None::<&str>)
@@ -232,6 +241,9 @@ pub fn prepare(plan: &mut Plan, before_devices: &mut dyn FnMut() -> Result<()>) 
     let mounts = plan.spec.mounts().as_deref().unwrap_or(&[]);
     let mut dev_is_new = false;
     for (i, m) in mounts.iter().enumerate() {
+        if m.typ().as_deref() == Some("sysfs") {
+            step(Step::Sysfs)?;
+        }
         mount_one(plan, root.as_raw_fd(), m).map_err(|e| {
             if e.errno() == Some(libc::EROFS) && !plan.create_mountpoints {
                 Error::msg(format!(
@@ -248,7 +260,7 @@ pub fn prepare(plan: &mut Plan, before_devices: &mut dyn FnMut() -> Result<()>) 
         }
     }
 
-    before_devices()?;
+    step(Step::Devices)?;
     if dev_is_new {
         if plan.userns {
             for (p, ma, mi) in DEFAULT_DEVICES {

@@ -339,9 +339,10 @@ fn join_namespace_by_path() {
     assert_ne!(lines[1], host_uts.to_str().unwrap());
 }
 
-/// The new network namespace is made by a helper while the init mounts
-/// (stele's netns module); the init must be in it before sysfs is mounted
-/// and before its pid is handed to the prestart hooks, with /sys or without.
+/// The new network namespace is made by the runtime while the init mounts
+/// and sent to it (process::MSG_NET); the init must be in it before sysfs
+/// is mounted, before sysctls are written and before its pid is handed to
+/// the prestart hooks, with /sys or without.
 #[test]
 fn new_network_namespace_is_the_containers_own() {
     let t = Ctx::new("ns-net");
