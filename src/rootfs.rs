@@ -106,13 +106,25 @@ pub fn ensure_in_root(root: RawFd, path: &str, file: bool) -> Result<OwnedFd> {
         return Ok(fd);
     }
     let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
-    let mut cur = sys::open_in_root(root, "/", libc::O_PATH | libc::O_DIRECTORY)?;
-    let mut sofar = String::new();
-    for (i, c) in comps.iter().enumerate() {
+    // Usually only the last component is missing (dev/pts in a fresh /dev):
+    // start from its parent when that exists, else from the root.
+    let (mut cur, mut sofar, first) = match comps.split_last() {
+        Some((last, parents)) if *last != ".." && !parents.is_empty() => {
+            let parent = format!("/{}", parents.join("/"));
+            match sys::open_in_root(root, &parent, libc::O_PATH | libc::O_DIRECTORY) {
+                Ok(fd) => (fd, parent, parents.len()),
+                Err(_) => (sys::open_in_root(root, "/", libc::O_PATH | libc::O_DIRECTORY)?, String::new(), 0),
+            }
+        }
+        _ => (sys::open_in_root(root, "/", libc::O_PATH | libc::O_DIRECTORY)?, String::new(), 0),
+    };
+    for (i, c) in comps.iter().enumerate().skip(first) {
         sofar.push('/');
         sofar.push_str(c);
         let last = i + 1 == comps.len();
-        match sys::open_in_root(root, &sofar, libc::O_PATH) {
+        // (The last component was just found missing: create it at once.)
+        let found = if last && first > 0 { Err(Error::os(sofar.clone(), libc::ENOENT)) } else { sys::open_in_root(root, &sofar, libc::O_PATH) };
+        match found {
             Ok(fd) => cur = fd,
             Err(e) if e.errno() == Some(libc::ENOENT) && *c != ".." => {
                 let name = cstring(c)?;

@@ -351,9 +351,10 @@ fn new_network_namespace_is_the_containers_own() {
     let script = "readlink /proc/self/ns/net; ls /sys/class/net | tr '\\n' ' '; echo; \
                   tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '";
     let mut b = t.sh(script);
-    // A prestart hook reads the init's namespace through /proc/<pid>.
+    // A prestart hook reads the init's namespace through /proc/<pid>, and
+    // its own: the runtime's, which must be the host's again.
     b.config["hooks"] = json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c",
-        format!("pid=$(sed 's/.*\"pid\":\\([0-9]*\\).*/\\1/'); readlink /proc/$pid/ns/net > {}", hook_out.display())]}]});
+        format!("pid=$(sed 's/.*\"pid\":\\([0-9]*\\).*/\\1/'); readlink /proc/$pid/ns/net /proc/self/ns/net > {}", hook_out.display())]}]});
     b.save();
     let out = t.run(&b);
     out.ok();
@@ -362,7 +363,10 @@ fn new_network_namespace_is_the_containers_own() {
     assert_ne!(lines[0], host.to_str().unwrap(), "the container is in the host's network namespace");
     assert_eq!(lines[1].trim(), "lo", "sysfs shows another namespace's devices: {out:?}");
     assert_eq!(lines[2], "lo", "{out:?}");
-    assert_eq!(fs::read_to_string(&hook_out).unwrap().trim(), lines[0], "the prestart hook saw another namespace");
+    let hook = fs::read_to_string(&hook_out).unwrap();
+    let hook: Vec<&str> = hook.lines().collect();
+    assert_eq!(hook[0], lines[0], "the prestart hook saw another namespace");
+    assert_eq!(hook[1], host.to_str().unwrap(), "the runtime (the hook's parent) stayed in the container's namespace");
 
     // No /sys mount: the namespace is joined after the mounts.
     let mut b = t.sh("readlink /proc/self/ns/net; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '");
