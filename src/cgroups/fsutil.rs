@@ -136,6 +136,12 @@ pub fn rmdir_retry(p: &Path) -> Result<()> {
 
 /// Remove a cgroup and its sub-cgroups, deepest first. Ok if gone.
 pub fn remove_tree(p: &Path) -> Result<()> {
+    // Usually a leaf whose tasks are gone: one rmdir, no directory read.
+    match std::fs::remove_dir(p) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     let entries = match std::fs::read_dir(p) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

@@ -544,6 +544,27 @@ fn kill_all_keeps_paused_cgroup_frozen() {
     cg.destroy().unwrap();
 }
 
+/// destroy removes sub-cgroups a container made (deepest first) as well as
+/// a plain leaf, in every hierarchy, and is Ok when it is all gone already.
+#[test]
+fn destroy_removes_sub_cgroups() {
+    if !host_is_v1() {
+        return;
+    }
+    let top = Top(unique("destroy"));
+    let cg = Cgroup::create("x", Some(&format!("/{}/c", top.0)), false, None).unwrap();
+    let dirs: Vec<PathBuf> = cg.v1.iter().map(|d| d.path.clone()).chain(cg.v2.clone()).collect();
+    assert!(!dirs.is_empty());
+    for d in &dirs {
+        std::fs::create_dir_all(d.join("sub/deeper")).unwrap();
+    }
+    cg.destroy().unwrap();
+    for d in &dirs {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+    cg.destroy().unwrap();
+}
+
 // ---------------------------------------------------------------- pure v2
 
 const V2_CHILD_ENV: &str = "STELE_CGROUP_V2_CHILD";
