@@ -406,8 +406,7 @@ fn drive(sp: &Spawned, o: &mut SpawnOpts, net_later: bool) -> Result<()> {
         _ => e,
     };
     if net_later {
-        // The init is still in ours: it joins the new one only once sent.
-        let ns = sys::new_netns(sp.pidfd.as_raw_fd()).ctx("linux.namespaces: network")?;
+        let ns = sys::new_netns().ctx("linux.namespaces: network")?;
         send_fd(sp.sock.as_raw_fd(), ns.as_raw_fd(), &[MSG_NET]).map_err(init_error)?;
     }
     // The init is in its cgroup already: limits and device rules go on now,

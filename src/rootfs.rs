@@ -102,58 +102,64 @@ fn cstring(s: &str) -> Result<CString> {
 /// `file` is set, the last component as an empty file). Every step is
 /// resolved inside the root; nothing is created by string path.
 pub fn ensure_in_root(root: RawFd, path: &str, file: bool) -> Result<OwnedFd> {
-    if let Ok(fd) = sys::open_in_root(root, path, libc::O_PATH) {
-        return Ok(fd);
+    match sys::open_in_root(root, path, libc::O_PATH) {
+        Ok(fd) => return Ok(fd),
+        Err(e) if e.errno() != Some(libc::ENOENT) => return Err(e),
+        Err(_) => {}
     }
     let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
     // Usually only the last component is missing (dev/pts in a fresh /dev):
     // start from its parent when that exists, else from the root.
+    let open_dir = |p: &str| sys::open_in_root(root, p, libc::O_PATH | libc::O_DIRECTORY);
     let (mut cur, mut sofar, first) = match comps.split_last() {
         Some((last, parents)) if *last != ".." && !parents.is_empty() => {
             let parent = format!("/{}", parents.join("/"));
-            match sys::open_in_root(root, &parent, libc::O_PATH | libc::O_DIRECTORY) {
+            match open_dir(&parent) {
                 Ok(fd) => (fd, parent, parents.len()),
-                Err(_) => (sys::open_in_root(root, "/", libc::O_PATH | libc::O_DIRECTORY)?, String::new(), 0),
+                Err(_) => (open_dir("/")?, String::new(), 0),
             }
         }
-        _ => (sys::open_in_root(root, "/", libc::O_PATH | libc::O_DIRECTORY)?, String::new(), 0),
+        _ => (open_dir("/")?, String::new(), 0),
     };
     for (i, c) in comps.iter().enumerate().skip(first) {
         sofar.push('/');
         sofar.push_str(c);
         let last = i + 1 == comps.len();
-        // (The last component was just found missing: create it at once.)
-        let found = if last && first > 0 { Err(Error::os(sofar.clone(), libc::ENOENT)) } else { sys::open_in_root(root, &sofar, libc::O_PATH) };
-        match found {
-            Ok(fd) => cur = fd,
-            Err(e) if e.errno() == Some(libc::ENOENT) && *c != ".." => {
-                let name = cstring(c)?;
-                // SAFETY: `cur` is a directory fd resolved inside the root; `name` has no '/'.
-                let r = if last && file {
-                    unsafe {
-                        libc::openat(
-                            cur.as_raw_fd(),
-                            name.as_ptr(),
-                            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                            0o644,
-                        )
-                    }
-                } else {
-                    unsafe { libc::mkdirat(cur.as_raw_fd(), name.as_ptr(), 0o755) }
-                };
-                if r < 0 {
-                    let errno = nix::errno::Errno::last_raw();
-                    if errno != libc::EEXIST {
-                        return Err(Error::os(format!("create mountpoint {sofar}"), errno));
-                    }
-                } else if last && file {
-                    // SAFETY: r is the fd openat just returned.
-                    unsafe { libc::close(r) };
+        // From the parent, the last component is known to be missing.
+        if !(last && first > 0) {
+            match sys::open_in_root(root, &sofar, libc::O_PATH) {
+                Ok(fd) => {
+                    cur = fd;
+                    continue;
                 }
-                cur = sys::open_in_root(root, &sofar, libc::O_PATH)?;
+                Err(e) if e.errno() == Some(libc::ENOENT) && *c != ".." => {}
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         }
+        let name = cstring(c)?;
+        // SAFETY: `cur` is a directory fd resolved inside the root; `name` has no '/'.
+        let r = if last && file {
+            unsafe {
+                libc::openat(
+                    cur.as_raw_fd(),
+                    name.as_ptr(),
+                    libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    0o644,
+                )
+            }
+        } else {
+            unsafe { libc::mkdirat(cur.as_raw_fd(), name.as_ptr(), 0o755) }
+        };
+        if r < 0 {
+            let errno = nix::errno::Errno::last_raw();
+            if errno != libc::EEXIST {
+                return Err(Error::os(format!("create mountpoint {sofar}"), errno));
+            }
+        } else if last && file {
+            // SAFETY: r is the fd openat just returned.
+            unsafe { libc::close(r) };
+        }
+        cur = sys::open_in_root(root, &sofar, libc::O_PATH)?;
     }
     Ok(cur)
 }

@@ -357,19 +357,21 @@ pub fn fchdir(fd: RawFd) -> Result<()> {
 }
 
 /// A new network namespace, as an fd: made by this thread with
-/// unshare(CLONE_NEWNET); the thread then joins the network namespace of
-/// `back` (a pidfd of a process still in the one we were in: the runtime
-/// passes its new init's). (The runtime makes the container's while the
-/// init mounts: the largest single step of a start, ~0.4 ms here, off the
-/// init's path.)
-pub fn new_netns(back: RawFd) -> Result<OwnedFd> {
-    // SAFETY: plain syscall; only this thread's namespaces change.
+/// unshare(CLONE_NEWNET), which then returns to the namespace it was in.
+/// (The runtime makes the container's while the init mounts: the largest
+/// single step of a start, ~0.4 ms here, off the init's path.) The way back
+/// is an fd of our own namespace, not a pidfd of a process in it: that
+/// process may have exited by then (an init that failed at once).
+pub fn new_netns() -> Result<OwnedFd> {
+    let ns = Path::new("/proc/thread-self/ns/net");
+    let here = open_path(ns, libc::O_RDONLY)?;
+    // SAFETY: plain syscalls; only this thread's namespaces change.
     if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
         return Err(Error::os("unshare network namespace", nix::errno::Errno::last_raw()));
     }
-    let new = open_path(Path::new("/proc/thread-self/ns/net"), libc::O_RDONLY);
-    // SAFETY: as above, with a pidfd the caller owns.
-    if unsafe { libc::setns(back, libc::CLONE_NEWNET) } != 0 {
+    let new = open_path(ns, libc::O_RDONLY);
+    // SAFETY: as above, with an nsfs fd we opened.
+    if unsafe { libc::setns(here.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         // Nothing may go on in the wrong namespace: this process ends here.
         eprintln!("stele: cannot return to the runtime's network namespace: {}", std::io::Error::last_os_error());
         std::process::abort();
