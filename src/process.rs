@@ -910,12 +910,7 @@ fn find_executable(arg0: &str, env: &[String]) -> Result<CString> {
 
 /// Send `fd` over a unix socket with SCM_RIGHTS.
 pub fn send_fd(sock: RawFd, fd: RawFd, payload: &[u8]) -> Result<()> {
-    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-    let iov = [std::io::IoSlice::new(payload)];
-    let fds = [fd];
-    let cmsg = [ControlMessage::ScmRights(&fds)];
-    sendmsg::<()>(sock, &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None).ctx("send fd over socket")?;
-    Ok(())
+    sys::send_fd(sock, payload, fd).map_err(|e| Error::os("send fd over socket", e))
 }
 
 /// The last steps: clean signal state, close every fd above the preserved

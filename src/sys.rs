@@ -379,6 +379,31 @@ pub fn new_netns() -> Result<OwnedFd> {
     new
 }
 
+/// Send `bytes` with `fd` in SCM_RIGHTS: one sendmsg; a short write (stream
+/// socket) is finished with plain sends. Errors are errno values.
+pub fn send_fd(sock: RawFd, bytes: &[u8], fd: RawFd) -> std::result::Result<(), i32> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{send, sendmsg, ControlMessage, MsgFlags, UnixAddr};
+    let fds = [fd];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let iov = [std::io::IoSlice::new(bytes)];
+    let mut sent = loop {
+        match sendmsg::<UnixAddr>(sock, &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
+            Err(Errno::EINTR) => continue,
+            r => break r.map_err(|e| e as i32)?,
+        }
+    };
+    while sent < bytes.len() {
+        match send(sock, &bytes[sent..], MsgFlags::MSG_NOSIGNAL) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e as i32),
+            Ok(0) => return Err(libc::EPIPE),
+            Ok(n) => sent += n,
+        }
+    }
+    Ok(())
+}
+
 /// Receive one message with one fd (SCM_RIGHTS) into `buf`, without
 /// allocating: the payload's length and the fd; None at EOF, on an error
 /// or when the message carries no fd.

@@ -280,7 +280,7 @@ pub fn send_listener(
     });
     let bytes = serde_json::to_vec(&msg)
         .map_err(|e| Error::msg(format!("seccomp: encode listener message: {e}")))?;
-    sys::send_with_fd(sock, &bytes, fd)
+    crate::sys::send_fd(sock, &bytes, fd)
         .map_err(|errno| Error::os("seccomp: send listener fd to the seccomp agent", errno))
 }
 
