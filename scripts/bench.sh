@@ -12,6 +12,9 @@
 # PAR_REPS (10), WARMUP (5), RUNTIMES ("stele crun runc"), BENCH_JSON (file for
 # raw samples), NO_BUILD=1 (use the existing target/stele),
 # STELE=/path/to/stele (benchmark another build; implies NO_BUILD=1).
+#   AB="BIN1 BIN2 ..." scripts/bench.sh   A/B of stele builds instead (same
+#   wrapper and bundle; order shuffled every round; N_AB, IDLE_MS, SEED):
+#   scripts/bench/ab.py.  Give the baseline twice to see the noise.
 #
 # The wrapper: every runtime runs inside ONE private mount namespace (set up
 # once for the whole benchmark, not per run) in which /sys/fs/cgroup is a
@@ -31,7 +34,7 @@ repo=$(cd "$here/.." && pwd)
 case "${1:-}" in
   --strace) STRACE=1 ;;
   --per-phase) STRACE=2 ;;
-  -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
   "") ;;
   *) echo "bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
 esac
@@ -82,6 +85,14 @@ cleanup() {
     ids=$("$bin" --root "$WORK/state-$r" $extra list -q 2>/dev/null || true)
     for id in $ids; do
       wrap "$bin" --root "$WORK/state-$r" $extra delete -f "$id" >/dev/null 2>&1 || true
+    done
+  done
+  # The A/B runs' roots (any stele reads any build's records).
+  local d
+  for d in "$WORK"/state-ab*; do
+    [ -d "$d" ] || continue
+    for id in $("$STELE" --root "$d" list -q 2>/dev/null || true); do
+      wrap "$STELE" --root "$d" delete -f "$id" >/dev/null 2>&1 || true
     done
   done
   # Leaf cgroups left in the unified hierarchy (the same hierarchy the wrapper mounts).
@@ -150,6 +161,16 @@ if [ "$STRACE" != 0 ]; then
     python3 "$here/bench/strace_top.py" "$out"
   fi
   exit 0
+fi
+
+# ---------------------------------------------------------------- A/B of builds
+if [ -n "${AB:-}" ]; then
+  for b in $AB; do [ -x "$b" ] || { echo "bench: AB: $b is not an executable" >&2; exit 1; }; done
+  echo "bench: A/B of $AB (scripts/bench/ab.py), inside the wrapper" >&2
+  "${WRAP[@]}" python3 "$here/bench/ab.py" &
+  child=$!
+  wait "$child"
+  exit $?
 fi
 
 # ---------------------------------------------------------------- the benchmark
