@@ -149,6 +149,30 @@ fn bind_mount_of_a_file() {
     assert_eq!(out.stdout, "bound-file-content\n");
 }
 
+/// Mountpoints missing under a tmpfs the config mounts are made there, never
+/// in the image: a directory two levels deep (made from the root down: its
+/// parent is missing too), a file whose parent exists (made from the parent),
+/// and a directory whose parent exists.
+#[test]
+fn missing_mountpoints_are_made_in_a_tmpfs() {
+    let t = Ctx::new("mkpoints");
+    let dir = t.path("hostdir");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("in-dir"), "from-dir\n").unwrap();
+    let file = t.path("hostfile");
+    fs::write(&file, "from-file\n").unwrap();
+    let mut b = t.sh("cat /scratch/a/b/in-dir /scratch/a/f; ls /scratch/a/c | wc -l; stat -c %F /scratch/a/f");
+    b.mkdirs(&["/scratch"]);
+    b.add_mount(json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}));
+    b.add_mount(json!({"destination": "/scratch/a/b", "type": "bind", "source": dir, "options": ["bind", "ro"]}));
+    b.add_mount(json!({"destination": "/scratch/a/f", "type": "bind", "source": file, "options": ["bind", "ro"]}));
+    b.add_mount(json!({"destination": "/scratch/a/c", "type": "bind", "source": dir, "options": ["bind", "ro"]}));
+    let out = t.run(&b);
+    out.ok();
+    assert_eq!(out.stdout, "from-dir\nfrom-file\n1\nregular file\n", "{out:?}");
+    assert!(fs::read_dir(b.rootfs().join("scratch")).unwrap().next().is_none(), "mountpoints made in the image");
+}
+
 #[test]
 fn masked_paths_are_unreadable() {
     // Masked files read as empty, masked directories list as empty. Paths the
