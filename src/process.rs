@@ -164,6 +164,11 @@ fn recv(sock: RawFd) -> Result<Option<(u8, Vec<u8>)>> {
     }
 }
 
+/// The error a peer reported in a [`MSG_ERROR`] message.
+fn peer_error(msg: &[u8]) -> Error {
+    Error::Msg(String::from_utf8_lossy(msg).into_owned())
+}
+
 fn clone_flags(spec: &Spec) -> u64 {
     let mut f = 0u64;
     for ns in crate::spec::namespaces(spec) {
@@ -388,7 +393,7 @@ fn clone_in_userns(
     unsafe { libc::waitpid(mid, &mut status, 0) };
     let pid = match recv(psock)? {
         Some((MSG_CLONED, p)) => String::from_utf8_lossy(&p).parse().unwrap_or(0),
-        Some((MSG_ERROR, m)) => return Err(Error::Msg(String::from_utf8_lossy(&m).into_owned())),
+        Some((MSG_ERROR, m)) => return Err(peer_error(&m)),
         _ => bail!("linux.namespaces: the process entering the user namespace exited ({status:#x})"),
     };
     Ok(Some((pid, sys::pidfd_open(pid).ctx("container init")?)))
@@ -402,12 +407,12 @@ fn drive(sp: &Spawned, o: &mut SpawnOpts, net_later: bool) -> Result<()> {
     }
     // A send fails when the init has failed already: its message says why.
     let init_error = |e: Error| match recv(sp.sock.as_raw_fd()) {
-        Ok(Some((MSG_ERROR, m))) => Error::Msg(String::from_utf8_lossy(&m).into_owned()),
+        Ok(Some((MSG_ERROR, m))) => peer_error(&m),
         _ => e,
     };
     if net_later {
         let ns = sys::new_netns().ctx("linux.namespaces: network")?;
-        send_fd(sp.sock.as_raw_fd(), ns.as_raw_fd(), &[MSG_NET]).map_err(init_error)?;
+        send_fd(sp.sock.as_raw_fd(), &[MSG_NET], ns.as_raw_fd()).map_err(init_error)?;
     }
     // The init is in its cgroup already: limits and device rules go on now,
     // while it joins namespaces and mounts; it waits for Go before it creates
@@ -430,7 +435,7 @@ fn drive(sp: &Spawned, o: &mut SpawnOpts, net_later: bool) -> Result<()> {
                 send(sp.sock.as_raw_fd(), MSG_HOOKS_DONE, &[])?;
             }
             Some((MSG_READY, _)) => return Ok(()),
-            Some((MSG_ERROR, m)) => return Err(Error::Msg(String::from_utf8_lossy(&m).into_owned())),
+            Some((MSG_ERROR, m)) => return Err(peer_error(&m)),
             Some((t, _)) => bail!("sync socket: unexpected message {t}"),
             None => bail!("container init exited before it was ready"),
         }
@@ -463,7 +468,7 @@ impl Spawned {
     pub fn wait_exec(&self) -> Result<()> {
         match recv(self.sock.as_raw_fd())? {
             None => Ok(()),
-            Some((MSG_ERROR, m)) => Err(Error::Msg(String::from_utf8_lossy(&m).into_owned())),
+            Some((MSG_ERROR, m)) => Err(peer_error(&m)),
             Some((t, _)) => bail!("sync socket: unexpected message {t}"),
         }
     }
@@ -509,7 +514,7 @@ enum Never {}
 fn wait_go(sock: RawFd) -> Result<i32> {
     match recv(sock)? {
         Some((MSG_GO, p)) => Ok(String::from_utf8_lossy(&p).parse().unwrap_or(0)),
-        Some((MSG_ERROR, m)) => Err(Error::Msg(String::from_utf8_lossy(&m).into_owned())),
+        Some((MSG_ERROR, m)) => Err(peer_error(&m)),
         _ => bail!("runtime went away"),
     }
 }
@@ -538,7 +543,7 @@ fn init(mut c: InitCtx) -> Result<Never> {
     if crate::userns::is_new(spec) {
         match recv(c.sock)? {
             Some((MSG_MAPPED, _)) => crate::userns::become_root()?,
-            Some((MSG_ERROR, m)) => return Err(Error::Msg(String::from_utf8_lossy(&m).into_owned())),
+            Some((MSG_ERROR, m)) => return Err(peer_error(&m)),
             _ => bail!("runtime went away"),
         }
     } else if crate::spec::has_ns(spec, LinuxNamespaceType::User) {
@@ -657,7 +662,7 @@ fn init(mut c: InitCtx) -> Result<Never> {
     crate::log::phase("init: pivot, masks, ro");
 
     if let (Some(master), Some(console)) = (prep.pty_master.take(), c.console) {
-        send_fd(console, master.as_raw_fd(), b"/dev/console")?;
+        send_fd(console, b"/dev/console", master.as_raw_fd())?;
     }
 
     let start_hooks = hook_state(spec, c.id, host_pid, "created", c.bundle);
@@ -909,7 +914,7 @@ fn find_executable(arg0: &str, env: &[String]) -> Result<CString> {
 }
 
 /// Send `fd` over a unix socket with SCM_RIGHTS.
-pub fn send_fd(sock: RawFd, fd: RawFd, payload: &[u8]) -> Result<()> {
+pub fn send_fd(sock: RawFd, payload: &[u8], fd: RawFd) -> Result<()> {
     sys::send_fd(sock, payload, fd).map_err(|e| Error::os("send fd over socket", e))
 }
 
@@ -1031,7 +1036,7 @@ pub fn spawn_exec(mut o: ExecOpts) -> Result<Spawned> {
                 send(sp.sock.as_raw_fd(), MSG_GO, sp.pid.to_string().as_bytes())?;
                 match recv(sp.sock.as_raw_fd())? {
                     Some((MSG_READY, _)) => Ok(()),
-                    Some((MSG_ERROR, m)) => Err(Error::Msg(String::from_utf8_lossy(&m).into_owned())),
+                    Some((MSG_ERROR, m)) => Err(peer_error(&m)),
                     Some((t, _)) => Err(Error::msg(format!("sync socket: unexpected message {t}"))),
                     None => Err(Error::msg("exec process exited before it was ready")),
                 }
@@ -1079,7 +1084,7 @@ fn exec_child(
         let slash = sys::open_path(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY)?;
         let (master, peer) = rootfs::new_pty(slash.as_raw_fd())?;
         if let Some(c) = &o.console_socket {
-            send_fd(c.as_raw_fd(), master.as_raw_fd(), b"/dev/pts")?;
+            send_fd(c.as_raw_fd(), b"/dev/pts", master.as_raw_fd())?;
         }
         pty_peer = Some(peer);
     }

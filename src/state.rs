@@ -342,14 +342,13 @@ impl Entry {
     /// Remove the record and the container's other files (the lock goes
     /// with the entry).
     pub fn remove(&self) -> Result<()> {
-        for p in [&self.fifo, &self.tmp, &self.path] {
-            let gone = if p == &self.fifo { std::fs::remove_file(p).with_ctx(|| format!("remove {}", p.display())) } else { self.give_spare(p) };
-            match gone {
-                Err(e) if e.errno() != Some(libc::ENOENT) => return Err(e),
-                _ => {}
-            }
-        }
-        Ok(())
+        let gone = |r: Result<()>| match r {
+            Err(e) if e.errno() != Some(libc::ENOENT) => Err(e),
+            _ => Ok(()),
+        };
+        gone(std::fs::remove_file(&self.fifo).with_ctx(|| format!("remove {}", self.fifo.display())))?;
+        gone(self.give_spare(&self.tmp))?;
+        gone(self.give_spare(&self.path))
     }
 
     fn spare(&self, n: usize) -> PathBuf {
